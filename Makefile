@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` and `make test`. Both create/refresh .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	# torch first: the local CPU wheel; anything later that depends on torch accepts it as is.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/insitu run cells
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/accuracy.py
+	$(PY) bench/cpu_latency.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
