@@ -1,0 +1,177 @@
+"""Typed, validated run configuration and the named presets.
+
+Every field has a range; a bad value raises `ConfigError` naming the field, the value and what is allowed.
+Overrides come as dotted `key=value` strings (`student.weight_bits=5`), the same from the CLI and from code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from insitu.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    source: Literal["synthetic", "lymphomnist", "folder", "npz"] = Field(
+        "synthetic", description="where images come from; 'synthetic' is built in")
+    path: Path | None = Field(None, description="file or folder for lymphomnist/folder/npz sources")
+    classes: Literal[2, 3] = Field(3, description="cell classes: 3 = B/T4/T8, 2 = B vs T (T4+T8 merged)")
+    image_size: int = Field(48, ge=8, le=256, description="side of the square model input, pixels")
+    n_train: int = Field(3000, ge=12, le=10_000_000, description="labelled training images")
+    n_pool: int = Field(9000, ge=0, le=10_000_000, description="unlabelled images for distillation")
+    n_test: int = Field(2000, ge=6, le=10_000_000, description="held-out test images")
+    seed: int = Field(0, ge=0, description="seed of the synthetic generator and of the split")
+
+
+class TeacherConfig(_Strict):
+    width: int = Field(32, ge=4, le=512, description="channels of the first residual stage")
+    blocks: list[int] = Field([1, 1, 1], min_length=1, max_length=4, description="residual blocks per stage")
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=4096)
+    lr: float = Field(2e-3, gt=0, le=1.0)
+    weight_decay: float = Field(5e-4, ge=0, le=1.0)
+    augment: bool = True
+
+
+class StudentConfig(_Strict):
+    channels: list[int] = Field([16, 16], min_length=1, max_length=6, description="conv filters per stage")
+    kernel: int = Field(3, ge=1, le=7)
+    pool: int = Field(2, ge=1, le=4)
+    weight_bits: int = Field(6, ge=2, le=8)
+    act_bits: int = Field(6, ge=2, le=8)
+    input_bits: Literal[8] = 8
+
+
+class DistillConfig(_Strict):
+    mode: Literal["auto", "label_free", "labelled"] = Field(
+        "auto", description="label_free: soft labels only; auto: label_free when the pool outnumbers the labels")
+    temperature: float = Field(4.0, gt=0, le=50)
+    alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
+    float_epochs: int = Field(12, ge=0, le=1000, description="float pre-training epochs (the float student)")
+    qat_epochs: int = Field(8, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: float = Field(3e-3, gt=0, le=1.0)
+    augment: bool = True
+
+
+class HLSConfig(_Strict):
+    backend: Literal["Vitis"] = "Vitis"
+    io_type: Literal["io_stream", "io_parallel"] = "io_stream"
+    part: str = Field("xcku035-fbva676-2-e", min_length=3, description="FPGA part of the HLS project")
+    clock_period_ns: float = Field(4.0, gt=0.5, le=100)
+    reuse_factor: int = Field(1, ge=1, le=4096)
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    csim_vectors: int = Field(0, ge=0, description="C-simulation vectors; 0 = the whole test set")
+    compile_timeout_s: float = Field(900, gt=0)
+    run_timeout_s: float = Field(1800, gt=0)
+
+
+class RunConfig(_Strict):
+    app: Literal["cells"] = "cells"
+    preset: str = "default"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = all cores")
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    hls: HLSConfig = HLSConfig()
+
+    @model_validator(mode="after")
+    def _paths_for_sources(self) -> RunConfig:
+        if self.data.source != "synthetic" and self.data.path is None:
+            raise ValueError(f"data.source={self.data.source!r} needs data.path (a file or folder on disk)")
+        return self
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections (plus seed/app), used to decide whether a stage can be reused."""
+        d = self.model_dump(mode="json")
+        payload = {k: d[k] for k in ("app", "seed", *sections)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tiny": {
+        "data": {"n_train": 240, "n_pool": 360, "n_test": 120, "image_size": 24},
+        "teacher": {"width": 8, "blocks": [1, 1], "epochs": 2, "batch_size": 32},
+        "student": {"channels": [4, 4], "weight_bits": 4, "act_bits": 4},
+        "distill": {"float_epochs": 2, "qat_epochs": 2, "batch_size": 64},
+    },
+}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
+    """['student.weight_bits=5', 'teacher.blocks=[1,2]'] -> nested dict."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.field=value",
+                              "write for example --set student.weight_bits=5")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _parse_value(value.strip())
+    return out
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "config"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"{field}{shown}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def build_config(preset: str = "default", overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The preset laid over the defaults, then the overrides; validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
+    raw = _deep_merge(PRESETS[preset], overrides or {})
+    raw["preset"] = preset
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"invalid configuration: {_describe(err)}",
+                          "see `insitu config --preset default` for every field and its default") from None
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read a saved config.json (as written into every run directory)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}", "pass a config.json written by insitu") from None
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"invalid configuration in {path}: {_describe(err)}", "fix or delete the file") from None

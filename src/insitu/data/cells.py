@@ -1,0 +1,192 @@
+"""The cell dataset of a run: labelled train split, unlabelled pool, test split, at the model's input size.
+
+`prepare(cfg)` builds it from the configured source (synthetic, LymphoMNIST IDX, folder, .npz); images are
+resized to `image_size` (antialiased bilinear) and kept as uint8, so the student's 8-bit input (pixel/256)
+is exact. The synthetic set is cached on disk with a SHA-256 and regenerated when the cache is damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from insitu.config import DataConfig
+from insitu.data import byo, idx, synth_cells
+from insitu.errors import DataError
+from insitu.rundir import atomic_savez, atomic_write_text, sha256_file
+
+log = logging.getLogger(__name__)
+GENERATOR_VERSION = 1
+_CHUNK = 400
+
+
+@dataclass
+class CellData:
+    name: str
+    class_names: list[str]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    pool_x: np.ndarray
+    pool_y: np.ndarray  # kept for evaluation only; -1 where unknown
+    test_x: np.ndarray
+    test_y: np.ndarray
+    source: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def checksum(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.train_x, self.train_y, self.pool_x, self.test_x, self.test_y):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "classes": self.class_names, "image_size": self.image_size,
+                "sizes": {"train": len(self.train_y), "pool": len(self.pool_x), "test": len(self.test_y)},
+                "checksum": self.checksum(), "source": self.source}
+
+    def save(self, path: Path) -> None:
+        atomic_savez(path, train_x=self.train_x, train_y=self.train_y, pool_x=self.pool_x, pool_y=self.pool_y,
+                     test_x=self.test_x, test_y=self.test_y, class_names=np.asarray(self.class_names),
+                     meta=np.asarray(json.dumps({"name": self.name, "source": self.source})))
+
+    @classmethod
+    def load(cls, path: Path) -> CellData:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                return cls(meta["name"], [str(c) for c in z["class_names"]], z["train_x"], z["train_y"],
+                           z["pool_x"], z["pool_y"], z["test_x"], z["test_y"], meta["source"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"cannot read prepared dataset {path}: {exc}", "re-run `insitu data` for this run") from None
+
+
+def resize_u8(x: np.ndarray, size: int) -> np.ndarray:
+    """(N,H,W) uint8 -> (N,size,size) uint8, antialiased bilinear."""
+    if x.shape[1:] == (size, size):
+        return x
+    import torch
+    import torch.nn.functional as F
+
+    out = []
+    for i in range(0, len(x), 2048):
+        t = torch.from_numpy(x[i:i + 2048].astype(np.float32))[:, None]
+        r = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(np.clip(np.round(r[:, 0].numpy()), 0, 255).astype(np.uint8))
+    return np.concatenate(out) if out else np.zeros((0, size, size), np.uint8)
+
+
+# --- synthetic -----------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    return Path(os.environ.get("INSITU_CACHE", Path.home() / ".cache" / "insitu"))
+
+
+def _gen_chunk(args: tuple[int, int, int, float]) -> tuple[np.ndarray, np.ndarray]:
+    n, seed, classes, separation = args
+    return synth_cells.generate(n, seed, classes, separation)
+
+
+def _generate(n: int, seed_seq: np.random.SeedSequence, classes: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    sizes = [min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
+    seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(len(sizes))]
+    jobs = [(k, s, classes, 1.0) for k, s in zip(sizes, seeds)]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_gen_chunk, jobs))
+    else:
+        parts = [_gen_chunk(j) for j in jobs]
+    if not parts:
+        return np.zeros((0, synth_cells.SIZE, synth_cells.SIZE), np.uint8), np.zeros(0, np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def synthetic(cfg: DataConfig, workers: int | None = None) -> CellData:
+    """The built-in synthetic set (64x64 native, resized to cfg.image_size), cached with a checksum."""
+    key = hashlib.sha256(json.dumps([GENERATOR_VERSION, cfg.seed, cfg.classes, cfg.n_train, cfg.n_pool,
+                                     cfg.n_test]).encode()).hexdigest()[:16]
+    path = cache_dir() / "synthetic" / f"cells-{key}.npz"
+    names = list(synth_cells.CLASS_NAMES_3) if cfg.classes == 3 else ["B", "T"]
+    source = {"kind": "synthetic", "generator_version": GENERATOR_VERSION, "seed": cfg.seed, "cache_key": key}
+    arrays = _read_cache(path)
+    if arrays is None:
+        workers = workers or min(2, os.cpu_count() or 1)
+        root = np.random.SeedSequence(cfg.seed)
+        s_train, s_pool, s_test = root.spawn(3)
+        tx, ty = _generate(cfg.n_train, s_train, cfg.classes, workers)
+        px, py = _generate(cfg.n_pool, s_pool, cfg.classes, workers)
+        vx, vy = _generate(cfg.n_test, s_test, cfg.classes, workers)
+        arrays = {"train_x": tx, "train_y": ty, "pool_x": px, "pool_y": py, "test_x": vx, "test_y": vy}
+        _write_cache(path, arrays)
+    d = {k: (resize_u8(v, cfg.image_size) if k.endswith("_x") else v) for k, v in arrays.items()}
+    return CellData("synthetic-lymphocytes", names, d["train_x"], d["train_y"], d["pool_x"], d["pool_y"],
+                    d["test_x"], d["test_y"], source)
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    digest = path.with_suffix(".sha256")
+    if not (path.is_file() and digest.is_file()):
+        return None
+    if sha256_file(path) != digest.read_text().strip():
+        log.warning("synthetic data cache %s is corrupt (checksum mismatch): regenerating", path)
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        log.warning("synthetic data cache %s unreadable (%s): regenerating", path, exc)
+        return None
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        atomic_savez(path, **arrays)
+        atomic_write_text(path.with_suffix(".sha256"), sha256_file(path) + "\n")
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("could not write data cache %s: %s", path, exc)
+
+
+# --- files on disk -------------------------------------------------------------------------------------
+def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, ...]:
+    """Shuffle (seeded) and split one labelled array into train / pool / test."""
+    n = len(y)
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    n_test = min(cfg.n_test, max(1, n // 5))
+    n_train = min(cfg.n_train, n - n_test)
+    n_pool = min(cfg.n_pool, n - n_test - n_train)
+    t, tr, po = order[:n_test], order[n_test:n_test + n_train], order[n_test + n_train:n_test + n_train + n_pool]
+    return x[tr], y[tr], x[po], y[po], x[t], y[t]
+
+
+def from_files(cfg: DataConfig) -> CellData:
+    assert cfg.path is not None
+    if cfg.source == "lymphomnist":
+        trx, try_, tex, tey = idx.load_lymphomnist(cfg.path, cfg.classes)
+        rng = np.random.default_rng(cfg.seed)
+        order = rng.permutation(len(try_))
+        n_train = min(cfg.n_train, len(order))
+        tr, po = order[:n_train], order[n_train:n_train + cfg.n_pool]
+        te = rng.permutation(len(tey))[:cfg.n_test]
+        parts = (trx[tr], try_[tr], trx[po], try_[po], tex[te], tey[te])
+        names = ["B", "T4", "T8"] if cfg.classes == 3 else ["B", "T"]
+    else:
+        x, y, names = byo.load_folder(cfg.path) if cfg.source == "folder" else byo.load_npz(cfg.path)
+        parts = _split(x, y, cfg)
+    trx, try_, pox, poy, tex, tey = parts
+    if len(try_) == 0 or len(tey) == 0:
+        raise DataError(f"{cfg.path}: too few images for a train and a test split", "provide more images")
+    size = cfg.image_size
+    return CellData(f"{cfg.source}:{Path(cfg.path).name}", names, resize_u8(trx, size), try_, resize_u8(pox, size),
+                    poy, resize_u8(tex, size), tey, {"kind": cfg.source, "path": str(cfg.path)})
+
+
+def prepare(cfg: DataConfig) -> CellData:
+    return synthetic(cfg) if cfg.source == "synthetic" else from_files(cfg)

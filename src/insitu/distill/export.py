@@ -1,0 +1,162 @@
+"""Brevitas student -> QuantModel IR (and QONNX), with the proof that the IR reference equals Brevitas.
+
+The exporter walks the student's modules in order and reads, in eval mode, the integer weights, the
+integer biases and the power-of-two scale of every tensor from Brevitas itself (one probe forward pass
+with hooks). Anything it cannot describe exactly (non-power-of-two scales, padding, strides, unknown
+layers) is an `ExportError` naming the layer and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import brevitas.nn as qnn
+import numpy as np
+import torch
+from torch import nn
+
+from insitu.errors import ExportError, MismatchError
+from insitu.ir import reference
+from insitu.ir.fixed import FixedType
+from insitu.ir.model import Conv2D, Dense, Flatten, Input, Layer, MaxPool2D, QuantModel, Requant
+from insitu.sim.compare import first_mismatches
+
+log = logging.getLogger(__name__)
+SUPPORTED = "QuantIdentity (input), QuantConv2d, QuantReLU, MaxPool2d, Flatten, QuantLinear"
+
+
+def _pow2_frac(scale: torch.Tensor, where: str) -> int:
+    s = scale.detach().reshape(-1)
+    if s.numel() != 1:
+        raise ExportError(f"{where}: per-channel scales ({s.numel()}) are not supported yet",
+                          "use per-tensor quantizers (the *PerTensorFixedPoint ones)")
+    v = float(s[0])
+    e = math.log2(v) if v > 0 else float("nan")
+    if not math.isfinite(e) or e != round(e):
+        raise ExportError(f"{where}: scale {v!r} is not a power of two, so no fixed-point type represents it",
+                          "use Brevitas FixedPoint quantizers (power-of-two scales)")
+    return -int(round(e))
+
+
+def _qt(t: object, where: str):
+    if not hasattr(t, "scale") or not hasattr(t, "bit_width"):
+        raise ExportError(f"{where}: expected a quantized tensor here, got a float tensor",
+                          "every layer must be preceded by a quantizer (return_quant_tensor=True)")
+    return t
+
+
+def _exact_acc(weight: np.ndarray, bias: np.ndarray, in_t: FixedType, frac: int) -> FixedType:
+    """Exact accumulator type: bound every output from the weights and the input range."""
+    w = weight.reshape(weight.shape[0], -1)
+    pos, neg = np.clip(w, 0, None).sum(1), np.clip(w, None, 0).sum(1)
+    hi = pos * in_t.max_int + neg * in_t.min_int + bias
+    lo = pos * in_t.min_int + neg * in_t.max_int + bias
+    return FixedType.exact(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
+
+
+@torch.no_grad()
+def export_quantmodel(model: nn.Sequential, image_size: int, class_names: list[str]) -> QuantModel:
+    model = model.cpu().eval()
+    seen: dict[str, tuple[object, object]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=name: seen.__setitem__(n, (i[0], o)))
+             for name, m in model.named_children()]
+    try:
+        model(torch.zeros(1, 1, image_size, image_size))
+    finally:
+        for h in hooks:
+            h.remove()
+    layers: list[Layer] = []
+    cur: FixedType | None = None
+    for name, m in model.named_children():
+        inp, out = seen[name]
+        if isinstance(m, qnn.QuantIdentity) and not layers:
+            o = _qt(out, name)
+            if o.signed or float(o.bit_width) != 8 or _pow2_frac(o.scale, name) != 8:
+                raise ExportError(f"{name}: the input quantizer must be unsigned 8-bit with scale 2^-8",
+                                  "use insitu's InputQuant")
+            cur = FixedType(False, 8, 8)
+            layers.append(Input(name, (1, image_size, image_size), cur))
+        elif cur is None:
+            raise ExportError(f"the student must start with an input QuantIdentity, found {type(m).__name__}",
+                              "build the student with insitu.distill.student.build_student")
+        elif isinstance(m, (qnn.QuantConv2d, qnn.QuantLinear)):
+            qi = _qt(inp, name)
+            if isinstance(m, qnn.QuantConv2d):
+                if m.padding not in ((0, 0), 0, "valid") or m.stride != (1, 1) or m.dilation != (1, 1) \
+                        or m.groups != 1 or m.kernel_size[0] != m.kernel_size[1]:
+                    raise ExportError(f"{name}: only square, valid, stride-1, ungrouped convolutions are supported "
+                                      f"(got padding={m.padding}, stride={m.stride}, groups={m.groups})",
+                                      "change the student configuration")
+            qw = m.quant_weight()
+            wfrac = _pow2_frac(qw.scale, f"{name}.weight")
+            wbits = int(qw.bit_width)
+            w = qw.int().numpy().astype(np.int64)
+            frac = cur.frac + wfrac
+            if m.bias is None:
+                b = np.zeros(w.shape[0], np.int64)
+            else:
+                qb = m.bias_quant(m.bias, qi, qw)
+                if _pow2_frac(qb.scale, f"{name}.bias") != frac:
+                    raise ExportError(f"{name}: bias scale is not input scale x weight scale", "use Int32Bias")
+                b = qb.int().numpy().astype(np.int64)
+            wt = FixedType(True, wbits, wfrac)
+            acc = _exact_acc(w, b, cur, frac)
+            cls = Conv2D if isinstance(m, qnn.QuantConv2d) else Dense
+            layers.append(cls(name, w, b, wt, acc))
+            cur = acc
+        elif isinstance(m, qnn.QuantReLU):
+            o = _qt(out, name)
+            cur = FixedType(bool(o.signed), int(o.bit_width), _pow2_frac(o.scale, name), "RND_CONV", "SAT")
+            layers.append(Requant(name, True, cur))
+        elif isinstance(m, nn.MaxPool2d):
+            k, s = m.kernel_size, m.stride
+            if k != s or m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode:
+                raise ExportError(f"{name}: only non-overlapping max-pooling (stride = size, no padding) is supported",
+                                  "use MaxPool2d(k) with default arguments")
+            layers.append(MaxPool2D(name, int(k if isinstance(k, int) else k[0])))
+        elif isinstance(m, nn.Flatten):
+            layers.append(Flatten(name))
+        else:
+            raise ExportError(f"layer {name!r} of type {type(m).__name__} is not supported by the exporter",
+                              f"supported layers: {SUPPORTED}")
+    qm = QuantModel(layers, list(class_names), {"source": "brevitas"})
+    qm.shapes()  # validates the chain
+    reference.check_exact_range(qm)
+    return qm
+
+
+@torch.no_grad()
+def brevitas_outputs(model: nn.Sequential, images_u8: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Brevitas' own quantized forward pass (float32 values, exact dyadic numbers)."""
+    from insitu.distill.train import to_input
+
+    model = model.cpu().eval()
+    out = [model(to_input(images_u8[i:i + batch])).numpy() for i in range(0, len(images_u8), batch)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.ndarray) -> dict:
+    """Assert the integer reference equals Brevitas on every image; returns counts. Mismatch -> MismatchError."""
+    ref = reference.to_real(qm, reference.run(qm, images_u8))
+    brev = brevitas_outputs(model, images_u8)
+    exact = np.all(ref == brev, axis=1)
+    result = {"vectors": int(len(exact)), "bit_exact_vectors": int(exact.sum())}
+    if not exact.all():
+        raise MismatchError("IR reference differs from Brevitas on "
+                            f"{len(exact) - int(exact.sum())} of {len(exact)} images:\n"
+                            + first_mismatches(ref, brev, "reference", "brevitas"),
+                            "this is an exporter bug: report it with the run directory")
+    return result
+
+
+def export_qonnx(model: nn.Sequential, image_size: int, path: Path) -> Path:
+    """QONNX file of the student (Brevitas' exporter, non-dynamo)."""
+    from brevitas.export import export_qonnx as _export
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    _export(model.cpu().eval(), input_t=torch.zeros(1, 1, image_size, image_size), export_path=str(tmp), dynamo=False)
+    tmp.replace(path)
+    return path

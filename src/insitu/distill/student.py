@@ -1,0 +1,89 @@
+"""The student: conv -> ReLU -> max-pool stages, then flatten -> dense, as a float or a Brevitas QAT network.
+
+Both share module names (inp, conv0, relu0, pool0, ..., flatten, fc) so a float student's weights load
+into the quantized one for QAT fine-tuning. Quantizers use power-of-two scales (Brevitas FixedPoint
+quantizers) so that every tensor is a fixed-point number and hls4ml / RTL can reproduce it bit for bit:
+- input: 8-bit unsigned, scale 2^-8 (pixel/256: exactly the uint8 image)
+- weights: `weight_bits` signed, narrow range, per-tensor power-of-two scale
+- biases: integers at the accumulator scale (input scale * weight scale), 32 bits
+- ReLU outputs: `act_bits` unsigned, per-tensor power-of-two scale learned from statistics
+- the dense output is the exact accumulator (no rounding): the class scores.
+The default preset is the paper's student (1x48x48, 16/16 filters, 3x3, pool 2): 5,682 parameters for 2 classes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import brevitas.nn as qnn
+from brevitas.inject.enum import ScalingImplType
+from brevitas.quant import Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint
+from torch import nn
+
+from insitu.config import StudentConfig
+from insitu.errors import ConfigError
+
+
+class InputQuant(Uint8ActPerTensorFixedPoint):
+    """uint8 pixel / 256: a constant scale of 2^-8 (threshold 255/256)."""
+
+    scaling_impl_type = ScalingImplType.CONST
+    scaling_const = 255 / 256
+    max_val = 255 / 256
+
+
+def _weight_quant(bits: int) -> type:
+    return type(f"Int{bits}WeightFixedPoint", (Int8WeightPerTensorFixedPoint,), {"bit_width": bits})
+
+
+def _act_quant(bits: int) -> type:
+    return type(f"Uint{bits}ActFixedPoint", (Uint8ActPerTensorFixedPoint,), {"bit_width": bits})
+
+
+def feature_shape(cfg: StudentConfig, image_size: int) -> tuple[int, int, int]:
+    """(C,H,W) entering the flatten; raises ConfigError when the image is too small for the stages."""
+    side = image_size
+    for i, _ in enumerate(cfg.channels):
+        side = (side - cfg.kernel + 1) // cfg.pool
+        if side < 1:
+            raise ConfigError(f"student.channels has {len(cfg.channels)} stages: a {image_size}x{image_size} "
+                              f"input shrinks to nothing at stage {i}", "use fewer stages or a larger data.image_size")
+    return cfg.channels[-1], side, side
+
+
+def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantized: bool) -> nn.Sequential:
+    c, h, w = feature_shape(cfg, image_size)
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    wq, aq = _weight_quant(cfg.weight_bits), _act_quant(cfg.act_bits)
+    layers["inp"] = qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True) if quantized else nn.Identity()
+    cin = 1
+    for i, cout in enumerate(cfg.channels):
+        if quantized:
+            layers[f"conv{i}"] = qnn.QuantConv2d(cin, cout, cfg.kernel, weight_quant=wq, bias_quant=Int32Bias,
+                                                 return_quant_tensor=True)
+            layers[f"relu{i}"] = qnn.QuantReLU(act_quant=aq, return_quant_tensor=True)
+        else:
+            layers[f"conv{i}"] = nn.Conv2d(cin, cout, cfg.kernel)
+            layers[f"relu{i}"] = nn.ReLU()
+        layers[f"pool{i}"] = nn.MaxPool2d(cfg.pool)
+        cin = cout
+    layers["flatten"] = nn.Flatten()
+    if quantized:
+        layers["fc"] = qnn.QuantLinear(c * h * w, num_classes, bias=True, weight_quant=wq, bias_quant=Int32Bias,
+                                       return_quant_tensor=False)
+    else:
+        layers["fc"] = nn.Linear(c * h * w, num_classes)
+    return nn.Sequential(layers)
+
+
+def weight_params(model: nn.Module) -> int:
+    """Weights and biases only (what the firmware stores); quantizer scale parameters are not counted."""
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith(("weight", "bias")) and "quant" not in n)
+
+
+def load_float_into_quant(float_model: nn.Sequential, quant_model: nn.Sequential) -> None:
+    """Copy float weights into the quantized student (same module names); quantizer state starts fresh."""
+    missing, unexpected = quant_model.load_state_dict(float_model.state_dict(), strict=False)
+    bad = [k for k in missing if k.endswith(("weight", "bias")) and "quant" not in k] + list(unexpected)
+    if bad:
+        raise ConfigError(f"float and quantized students differ in layers: {bad}", "this is a bug; please report it")

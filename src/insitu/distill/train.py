@@ -1,0 +1,145 @@
+"""One training loop for every network of insitu (teacher, float student, QAT student), plus evaluation.
+
+Images travel as uint8 (N,H,W) and become float x = pixel/256 here: exactly the student's 8-bit input grid.
+`fit` reads top to bottom: seeded shuffling, augmentation, AdamW with a warm-up + cosine schedule, a rich
+progress bar with the running loss. The loss is a callable on (logits, batch indices) so distillation, plain
+cross-entropy and label-free training all share this loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+from insitu.errors import ConfigError
+
+log = logging.getLogger(__name__)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device = 'cuda' but no CUDA GPU is visible", "use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def to_input(x_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(x_u8)
+    return (t.to(torch.float32) / 256.0).unsqueeze(1)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool) -> torch.Tensor:
+    """Random dihedral transform and shift per batch element; optional brightness/contrast jitter.
+
+    Geometric changes keep x on the 2^-8 grid (the student's input type); photometric ones are for the teacher.
+    """
+    n = x.shape[0]
+    flip_h = torch.rand(n, generator=gen) < 0.5
+    flip_v = torch.rand(n, generator=gen) < 0.5
+    transpose = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip_h[:, None, None, None], x.flip(-1), x)
+    x = torch.where(flip_v[:, None, None, None], x.flip(-2), x)
+    x = torch.where(transpose[:, None, None, None], x.transpose(-1, -2), x)
+    pad = max(1, x.shape[-1] // 16)
+    h, w = x.shape[-2:]
+    dy, dx = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=gen))
+    x = nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")[..., dy:dy + h, dx:dx + w]
+    return x if not photometric else _photometric(x, gen)
+
+
+def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    contrast = torch.empty(n, 1, 1, 1).uniform_(0.8, 1.25, generator=gen)
+    bright = torch.empty(n, 1, 1, 1).uniform_(-0.05, 0.05, generator=gen)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * contrast + mean + bright).clamp(0.0, 255.0 / 256.0)
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-4
+    augment: bool = True
+    photometric: bool = False
+    seed: int = 0
+
+
+def steps_for(epochs: int, n: int, batch_size: int) -> int:
+    return max(1, epochs * math.ceil(n / batch_size))
+
+
+def _lr_at(step: int, total: int, base: float) -> float:
+    warm = max(1, total // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, device: torch.device,
+        desc: str) -> list[float]:
+    """Train `model` for `spec.steps` steps on x_u8; loss_fn(logits, batch_indices) -> scalar. Returns losses."""
+    torch.manual_seed(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    x_all = torch.from_numpy(np.ascontiguousarray(x_u8))
+    n, losses, step, order, pos = len(x_all), [], 0, torch.randperm(len(x_all), generator=gen), 0
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(desc, total=spec.steps, loss=float("nan"))
+        while step < spec.steps:
+            if pos + spec.batch_size > n and pos > 0:
+                order, pos = torch.randperm(n, generator=gen), 0
+            idx = order[pos:pos + spec.batch_size]
+            pos += spec.batch_size
+            xb = to_input(x_all[idx])
+            if spec.augment:
+                xb = augment(xb, gen, spec.photometric)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, spec.steps, spec.lr)
+            loss = loss_fn(model(xb.to(device)), idx)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
+    log.info("%s: %d steps, final loss %.4f", desc, spec.steps, float(np.mean(losses[-20:])))
+    return losses
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x_u8: np.ndarray, device: torch.device, batch: int = 512,
+                   tta: bool = False) -> np.ndarray:
+    """Logits (N,K) in eval mode; `tta` averages over the 4 flips (identity, h, v, both)."""
+    model.to(device).eval()
+    out = []
+    for i in range(0, len(x_u8), batch):
+        xb = to_input(x_u8[i:i + batch]).to(device)
+        views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if tta else [xb]
+        out.append(torch.stack([model(v).float() for v in views]).mean(0).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    m = np.zeros((k, k), dtype=np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m

@@ -1,0 +1,1 @@
+"""The QuantModel IR: a framework-free fixed-point network and its integer reference (the definition of correct)."""
