@@ -59,7 +59,8 @@ class DistillConfig(_Strict):
     float_epochs: int = Field(12, ge=0, le=1000, description="float pre-training epochs (the float student)")
     qat_epochs: int = Field(8, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
     batch_size: int = Field(128, ge=1, le=8192)
-    lr: float = Field(3e-3, gt=0, le=1.0)
+    lr: float = Field(3e-3, gt=0, le=1.0, description="float pre-training learning rate")
+    qat_lr: float = Field(1e-3, gt=0, le=1.0, description="QAT fine-tuning learning rate")
     augment: bool = True
 
 

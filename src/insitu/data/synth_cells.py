@@ -54,7 +54,7 @@ def _class_stats(cls: int, separation: float) -> ClassStats:
     fields = ClassStats.__dataclass_fields__
     mean = {f: float(np.mean([getattr(s, f) for s in _STATS])) for f in fields}
     own = _STATS[cls]
-    return ClassStats(**{f: mean[f] + separation * (getattr(own, f) - mean[f]) for f in fields})
+    return ClassStats(**{f: max(0.0, mean[f] + separation * (getattr(own, f) - mean[f])) for f in fields})
 
 
 def _outline(rng: np.random.Generator, theta: np.ndarray, radius: float, elong: float, ruffle: float) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""The `insitu` command line: parses arguments and calls the pipeline; nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from insitu.config import PRESETS, RunConfig, build_config, load_config, overrides_to_dict
+from insitu.errors import InsituError
+from insitu.pipeline import run_steps
+from insitu.rundir import RunDir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+log = logging.getLogger("insitu")
+
+Out = Annotated[Optional[Path], typer.Option("--out", help="run directory (default ./runs/<app>-<timestamp>)")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    for noisy in ("matplotlib", "PIL", "onnxscript", "onnx_ir", "torch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _detect_source(path: Path) -> str:
+    if path.suffix == ".npz":
+        return "npz"
+    if path.is_dir() and any(p.name.startswith(("train_images", "train-images")) for p in path.iterdir()):
+        return "lymphomnist"
+    return "folder"
+
+
+def _threads(cfg: RunConfig) -> None:
+    import torch
+
+    torch.set_num_threads(cfg.threads or max(1, os.cpu_count() or 1))
+
+
+def _fail(exc: InsituError) -> None:
+    console.print(f"[bold red]error:[/] {exc.problem}")
+    if exc.fix:
+        console.print(f"[bold]fix:[/] {exc.fix}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(app_name: Annotated[str, typer.Argument(metavar="APP", help="application: cells")] = "cells",
+        preset: Annotated[str, typer.Option(help=f"one of {', '.join(PRESETS)}")] = "default",
+        data: Annotated[Optional[Path], typer.Option(help="LymphoMNIST folder, class folders or .npz")] = None,
+        out: Out = None, device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+        seed: int = 0, set_: Sets = None, verbose: bool = False) -> None:
+    """Run the whole pipeline (resumes an interrupted run given the same --out)."""
+    _setup_logging(verbose)
+    try:
+        if app_name != "cells":
+            raise InsituError(f"unknown application {app_name!r}", "available: cells")
+        over = overrides_to_dict(set_ or [])
+        over.setdefault("data", {})
+        if data is not None:
+            over["data"].update(source=_detect_source(data), path=str(data))
+        over.update(seed=seed, device=device)
+        cfg = build_config(preset, over)
+        _run(cfg, out or Path("runs") / f"{app_name}-{time.strftime('%Y%m%d-%H%M%S')}", None, frozenset())
+    except InsituError as exc:
+        _fail(exc)
+
+
+def _run(cfg: RunConfig, out: Path, stop_after: str | None, force: frozenset[str]) -> None:
+    from insitu.steps import CELLS_STEPS
+
+    _threads(cfg)
+    run_dir = RunDir(out)
+    log.info("run directory: %s", run_dir.root)
+    t0 = time.monotonic()
+    try:
+        seconds = run_steps(CELLS_STEPS, cfg, run_dir, force=force, stop_after=stop_after)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: finished steps are kept in {run_dir.root}; "
+                      f"run `insitu run --out {run_dir.root}` to resume")
+        raise typer.Exit(130) from None
+    log.info("finished in %.1f s (%s)", time.monotonic() - t0, ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()))
+    report = run_dir.path("report.md")
+    if report.exists() and stop_after in (None, "report"):
+        console.print(f"report: {report}")
+
+
+def _stage_command(name: str, doc: str) -> None:
+    def command(out: Annotated[Path, typer.Option("--out", help="an existing run directory")],
+                set_: Sets = None, verbose: bool = False) -> None:
+        _setup_logging(verbose)
+        try:
+            cfg_path = out / "config.json"
+            if not cfg_path.exists():
+                raise InsituError(f"{out} is not an insitu run directory (no config.json)",
+                                  "start one with `insitu run cells --out DIR`")
+            cfg = load_config(cfg_path)
+            if set_:
+                cfg = build_config(cfg.preset, _deep(cfg.model_dump(mode="json"), overrides_to_dict(set_)))
+            _run(cfg, out, name, frozenset({name}))
+        except InsituError as exc:
+            _fail(exc)
+
+    command.__doc__ = f"Re-run the `{name}` step of a run ({doc}); steps it needs are resumed or run."
+    app.command(name=name)(command)
+
+
+def _deep(base: dict, over: dict) -> dict:
+    from insitu.config import _deep_merge
+
+    merged = _deep_merge(base, over)
+    merged.pop("preset", None)
+    return merged
+
+
+def _register_stage_commands() -> None:
+    from insitu.steps import CELLS_STEPS
+
+    for step in CELLS_STEPS:
+        _stage_command(step.name, step.doc)
+
+
+@app.command()
+def config(preset: str = "default", set_: Sets = None) -> None:
+    """Print the full configuration of a preset (with overrides) as JSON."""
+    try:
+        cfg = build_config(preset, overrides_to_dict(set_ or []))
+    except InsituError as exc:
+        _fail(exc)
+    sys.stdout.write(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+
+
+@app.command()
+def version() -> None:
+    """Print the insitu version and the versions of the stack it runs on."""
+    from insitu.rundir import package_versions
+
+    sys.stdout.write(json.dumps(package_versions(), indent=2) + "\n")
+
+
+_register_stage_commands()

@@ -1,0 +1,1 @@
+"""The run report: a typed JSON document built from the run directory, and its Markdown/PNG rendering."""

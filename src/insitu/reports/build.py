@@ -1,0 +1,47 @@
+"""report.json: every number comes from an artifact of this run (metrics files and the manifest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from insitu.rundir import RunDir
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def build_report(run: RunDir) -> dict[str, Any]:
+    m = run.manifest()
+    stages = m["stages"]
+    dataset = _read(run.path("data", "dataset.json"))
+    teacher = _read(run.path("teacher", "metrics.json"))
+    student = _read(run.path("student", "metrics.json"))
+    export = _read(run.path("export", "check.json"))
+    hls = _read(run.path("hls", "csim.json"))
+    cfg = _read(run.path("config.json"))
+    return {
+        "app": cfg["app"],
+        "preset": cfg["preset"],
+        "dataset": {"name": dataset["name"], "classes": dataset["classes"], "sizes": dataset["sizes"],
+                    "image_size": dataset["image_size"], "checksum": dataset["checksum"]},
+        "teacher": {"params": teacher["params"], "accuracy": teacher["accuracy"],
+                    "accuracy_tta": teacher["accuracy_tta"], "confusion": teacher["confusion"]},
+        "student": {"params": student["params"], "weight_bits": cfg["student"]["weight_bits"],
+                    "act_bits": cfg["student"]["act_bits"], "accuracy": student["kd"]["accuracy"],
+                    "accuracy_float": student["kd_float"]["accuracy"], "distill_mode": student["mode"],
+                    "steps": student["steps_per_student"], "confusion": student["kd"]["confusion"],
+                    "params_vs_teacher": student["params"] / teacher["params"]},
+        "student_no_kd": {"accuracy": student["nokd"]["accuracy"], "accuracy_float": student["nokd_float"]["accuracy"],
+                          "confusion": student["nokd"]["confusion"]},
+        "kd_gain_points": student["kd_gain_points"],
+        "reference": {**export["reference_vs_brevitas"], "accuracy": export["reference_accuracy"],
+                      "tensor_types": export["tensor_types"], "qonnx": export["qonnx"]},
+        "csim": {"vectors": hls["csim"]["vectors"], "bit_exact_vectors": hls["csim"]["bit_exact_vectors"],
+                 "io_type": hls["io_type"], "part": hls["part"], "clock_period_ns": hls["clock_period_ns"]},
+        "stage_seconds": {name: rec["seconds"] for name, rec in stages.items()},
+        "versions": m.get("versions", {}),
+        "tools": m.get("tools", {}),
+    }

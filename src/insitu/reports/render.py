@@ -1,0 +1,88 @@
+"""report.md and its confusion-matrix plot, rendered from report.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def confusion_plot(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = report["dataset"]["classes"]
+    panels = [("teacher", report["teacher"]), ("KD student (QAT)", report["student"]),
+              ("no-KD student (QAT)", report["student_no_kd"])]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, (title, part) in zip(axes, panels):
+        m = np.asarray(part["confusion"], dtype=float)
+        norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title}\naccuracy {100 * part['accuracy']:.1f}%")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def markdown(report: dict[str, Any], plot_name: str) -> str:
+    d, t, s, n = report["dataset"], report["teacher"], report["student"], report["student_no_kd"]
+    r, c = report["reference"], report["csim"]
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    exact = "bit-exact" if c["vectors"] == c["bit_exact_vectors"] else "MISMATCH"
+    lines = [
+        f"# insitu run: {report['app']} ({report['preset']} preset)",
+        "",
+        f"Dataset **{d['name']}**: classes {', '.join(d['classes'])}; {d['sizes']['train']} labelled, "
+        f"{d['sizes']['pool']} unlabelled, {d['sizes']['test']} test images at {d['image_size']}x{d['image_size']} "
+        f"(sha256 `{d['checksum'][:16]}…`).",
+        "",
+        "| model | parameters | test accuracy |",
+        "|---|---:|---:|",
+        f"| teacher (ResNet-style, float) | {t['params']:,} | {pct(t['accuracy'])} |",
+        f"| student, distilled, float | {s['params']:,} | {pct(s['accuracy_float'])} |",
+        f"| **student, distilled, {s['weight_bits']}-bit weights / {s['act_bits']}-bit activations (QAT)** | "
+        f"{s['params']:,} | **{pct(s['accuracy'])}** |",
+        f"| student without the teacher, float | {s['params']:,} | {pct(n['accuracy_float'])} |",
+        f"| student without the teacher, QAT | {s['params']:,} | {pct(n['accuracy'])} |",
+        "",
+        f"Distillation mode: **{s['distill_mode']}** ({s['steps']} optimisation steps per student, the same for "
+        f"the ablation). Knowledge distillation gain: **{report['kd_gain_points']:+.2f} points**. "
+        f"The student is {1 / s['params_vs_teacher']:,.0f}x smaller than the teacher.",
+        "",
+        f"![confusion matrices]({plot_name})",
+        "",
+        "## Bit-exactness",
+        "",
+        f"- Integer reference vs Brevitas' quantized forward pass: {r['bit_exact_vectors']} / {r['vectors']} "
+        "test images identical in every output.",
+        f"- hls4ml C simulation ({c['io_type']}, part {c['part']}, {c['clock_period_ns']} ns clock) vs reference: "
+        f"**{c['bit_exact_vectors']} / {c['vectors']} vectors {exact}**.",
+        f"- Tensor types: {' → '.join(f'`{x}`' for x in r['tensor_types'])}.",
+        f"- QONNX export: {r['qonnx']}.",
+        "",
+        "## Time per stage",
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+        *[f"| {k} | {v:.1f} |" for k, v in report["stage_seconds"].items()],
+        f"| **total** | **{sum(report['stage_seconds'].values()):.1f}** |",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)

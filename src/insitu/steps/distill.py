@@ -1,0 +1,112 @@
+"""Step `distill`: the KD student (float pre-training, then QAT) and the ablation without the teacher.
+
+Both students start from the same seed and see the same split; the ablation trains on the labelled split
+with cross-entropy for the same number of optimisation steps (so a KD gain is not a compute gain).
+Label-free mode (default when the pool outnumbers the labels): the KD student never sees a label.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from insitu.config import RunConfig
+from insitu.distill.checkpoint import save_checkpoint
+from insitu.distill.losses import ce_loss, kd_loss
+from insitu.distill.student import build_student, load_float_into_quant, weight_params
+from insitu.distill.train import FitSpec, accuracy, confusion, fit, predict_logits, resolve_device, steps_for
+from insitu.pipeline import StepResult
+from insitu.rundir import RunDir, atomic_write_json
+from insitu.steps import data as data_step
+
+log = logging.getLogger(__name__)
+
+
+def resolve_mode(cfg: RunConfig, n_labelled: int, n_pool: int) -> str:
+    if cfg.distill.mode != "auto":
+        return cfg.distill.mode
+    return "label_free" if n_pool > n_labelled else "labelled"
+
+
+def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device: torch.device, tag: str):
+    """Float pre-training then QAT fine-tuning of one student; returns (float_model, quant_model)."""
+    d = cfg.distill
+    steps_float = steps_for(d.float_epochs, len(x), d.batch_size) if d.float_epochs else 0
+    steps_qat = steps_for(d.qat_epochs, len(x), d.batch_size)
+    torch.manual_seed(cfg.seed)
+    float_model = build_student(cfg.student, k, size, quantized=False)
+    if steps_float:
+        fit(float_model, x, loss_fn, FitSpec(steps_float, d.batch_size, d.lr, 1e-4, d.augment, seed=cfg.seed),
+            device, f"{tag} float")
+    torch.manual_seed(cfg.seed)
+    quant_model = build_student(cfg.student, k, size, quantized=True)
+    load_float_into_quant(float_model.cpu(), quant_model)
+    fit(quant_model, x, loss_fn, FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1),
+        device, f"{tag} QAT")
+    return float_model.cpu(), quant_model.cpu(), steps_float + steps_qat
+
+
+def run(cfg: RunConfig, run: RunDir) -> StepResult:
+    data = data_step.load(run)
+    device = resolve_device(cfg.device)
+    k, size = len(data.class_names), data.image_size
+    with np.load(run.path("teacher", "soft_labels.npz")) as z:
+        soft_train, soft_pool = z["train"], z["pool"]
+    mode = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
+    x_kd = np.concatenate([data.train_x, data.pool_x])
+    t_kd = torch.from_numpy(np.concatenate([soft_train, soft_pool])).float().to(device)
+    labels = np.concatenate([data.train_y if mode == "labelled" else -np.ones_like(data.train_y),
+                             -np.ones(len(data.pool_x), np.int64)])
+    y_kd = torch.from_numpy(labels).to(device)
+    has_label = y_kd >= 0
+    d = cfg.distill
+
+    def kd(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.to(device)
+        return kd_loss(logits, t_kd[idx], y_kd[idx], has_label[idx], d.temperature, d.alpha)
+
+    kd_float, kd_quant, kd_steps = _train_pair(cfg, x_kd, kd, k, size, device, "KD student")
+
+    # Ablation: same student, seed and split, no teacher; same number of optimisation steps.
+    y_lab = torch.from_numpy(data.train_y).to(device)
+    n_rep = int(np.ceil(len(x_kd) / len(data.train_x)))
+    x_ce = np.concatenate([data.train_x] * n_rep)[: len(x_kd)]
+    idx_map = torch.from_numpy(np.tile(np.arange(len(data.train_x)), n_rep)[: len(x_kd)]).to(device)
+
+    def ce(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return ce_loss(logits, y_lab[idx_map[idx.to(device)]])
+
+    nokd_float, nokd_quant, _ = _train_pair(cfg, x_ce, ce, k, size, device, "no-KD student")
+
+    outputs, metrics = [], {"mode": mode, "steps_per_student": kd_steps}
+    student_cfg = {**cfg.student.model_dump(mode="json"), "classes": k, "image_size": size}
+    for name, model, quantized in (("kd_float", kd_float, False), ("kd", kd_quant, True),
+                                   ("nokd_float", nokd_float, False), ("nokd", nokd_quant, True)):
+        logits = predict_logits(model, data.test_x, torch.device("cpu"))
+        metrics[name] = {"accuracy": accuracy(logits, data.test_y),
+                         "confusion": confusion(data.test_y, logits.argmax(1), k).tolist()}
+        path = run.path("student", f"{name}.pt")
+        save_checkpoint(path, model, "student_quant" if quantized else "student_float", student_cfg)
+        outputs.append(path)
+    metrics["params"] = weight_params(kd_quant)
+    metrics["kd_gain_points"] = 100 * (metrics["kd"]["accuracy"] - metrics["nokd"]["accuracy"])
+    path = run.path("student", "metrics.json")
+    atomic_write_json(path, metrics)
+    summary = {"mode": mode, "params": metrics["params"], **{f"{n}_accuracy": metrics[n]["accuracy"]
+               for n in ("kd", "kd_float", "nokd", "nokd_float")}, "kd_gain_points": metrics["kd_gain_points"]}
+    return StepResult(outputs + [path], summary)
+
+
+def load_student(run: RunDir, cfg: RunConfig, name: str = "kd") -> torch.nn.Sequential:
+    from insitu.distill.checkpoint import load_checkpoint
+
+    data_info = run.manifest()["stages"]["data"]["summary"]
+    k, size = len(data_info["classes"]), data_info["image_size"]
+    quantized = not name.endswith("_float")
+    model = build_student(cfg.student, k, size, quantized=quantized)
+    student_cfg = {**cfg.student.model_dump(mode="json"), "classes": k, "image_size": size}
+    load_checkpoint(run.path("student", f"{name}.pt"), model, "student_quant" if quantized else "student_float",
+                    student_cfg)
+    return model.eval()
