@@ -41,12 +41,12 @@ class ClassStats:
 
 
 _STATS = (
-    ClassStats(radius=15.0, nucleus=0.80, grain=1.5, texture=0.30, ruffle=0.030, granules=0.8, elong=0.05),  # B
-    ClassStats(radius=14.2, nucleus=0.74, grain=1.0, texture=0.24, ruffle=0.018, granules=1.2, elong=0.05),  # T4
-    ClassStats(radius=13.7, nucleus=0.76, grain=1.0, texture=0.26, ruffle=0.022, granules=3.5, elong=0.08),  # T8
+    ClassStats(radius=16.0, nucleus=0.84, grain=1.8, texture=0.36, ruffle=0.040, granules=0.5, elong=0.04),  # B
+    ClassStats(radius=14.0, nucleus=0.70, grain=1.0, texture=0.22, ruffle=0.015, granules=1.0, elong=0.04),  # T4
+    ClassStats(radius=13.0, nucleus=0.76, grain=1.0, texture=0.26, ruffle=0.025, granules=5.0, elong=0.10),  # T8
 )
 # Within-class spread of each cue (same for every class).
-_SPREAD = ClassStats(radius=1.2, nucleus=0.045, grain=0.25, texture=0.06, ruffle=0.008, granules=0.0, elong=0.03)
+_SPREAD = ClassStats(radius=0.9, nucleus=0.035, grain=0.2, texture=0.05, ruffle=0.007, granules=0.0, elong=0.025)
 
 
 def _class_stats(cls: int, separation: float) -> ClassStats:

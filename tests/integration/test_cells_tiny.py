@@ -1,0 +1,62 @@
+"""End to end on the tiny preset, through the real CLI: data -> teacher -> distill -> export -> hls -> report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INSITU = str(Path(sys.executable).parent / "insitu")
+
+
+def _cli(*args, check=True):
+    proc = subprocess.run([INSITU, *args], capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"insitu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "cells-tiny"
+    _cli("run", "cells", "--preset", "tiny", "--out", str(out))
+    return out
+
+
+@pytest.mark.slow
+def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    n_test = report["dataset"]["sizes"]["test"]
+    assert report["csim"]["vectors"] == n_test == report["csim"]["bit_exact_vectors"]
+    assert report["reference"]["vectors"] == n_test == report["reference"]["bit_exact_vectors"]
+    for key in ("params", "weight_bits", "act_bits", "accuracy", "accuracy_float"):
+        assert key in report["student"]
+    assert 0 <= report["student_no_kd"]["accuracy"] <= 1 and report["teacher"]["params"] > report["student"]["params"]
+    assert set(report["stage_seconds"]) >= {"data", "teacher", "distill", "export", "hls"}
+    assert (tiny_run / "report.md").read_text().count("bit-exact") >= 1
+    assert (tiny_run / "confusion.png").stat().st_size > 1000
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    assert manifest["versions"]["torch"].startswith("2.13.0")
+    assert (tiny_run / "export" / "student.qonnx.onnx").exists()
+
+
+@pytest.mark.slow
+def test_resume_and_single_stage_rerun(tiny_run):
+    before = json.loads((tiny_run / "manifest.json").read_text())["stages"]["teacher"]["outputs"]
+    proc = _cli("run", "cells", "--preset", "tiny", "--out", str(tiny_run))
+    assert "up to date" in proc.stderr
+    _cli("hls", "--out", str(tiny_run), "--set", "hls.io_type=io_stream")
+    after = json.loads((tiny_run / "manifest.json").read_text())
+    assert after["stages"]["teacher"]["outputs"] == before
+    assert after["stages"]["hls"]["summary"]["csim"]["bit_exact_vectors"] == after["stages"]["hls"]["summary"]["csim"]["vectors"]
+
+
+@pytest.mark.slow
+def test_bad_inputs_fail_clearly(tmp_path):
+    proc = _cli("run", "cells", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = _cli("run", "cells", "--set", "student.weight_bits=12", "--out", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "student.weight_bits" in proc.stderr
+    proc = _cli("hls", "--out", str(tmp_path / "nothing"), check=False)
+    assert proc.returncode == 2 and "not an insitu run directory" in proc.stderr

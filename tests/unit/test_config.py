@@ -1,0 +1,44 @@
+import pytest
+
+from insitu.config import build_config, overrides_to_dict
+from insitu.errors import ConfigError
+
+
+def test_default_and_tiny_presets():
+    assert build_config().student.channels == [16, 16]
+    assert build_config("tiny").data.n_train < build_config().data.n_train
+
+
+def test_out_of_range_names_field_and_limit():
+    with pytest.raises(ConfigError, match=r"student\.weight_bits = 12: Input should be less than or equal to 8"):
+        build_config("default", {"student": {"weight_bits": 12}})
+
+
+def test_literal_lists_allowed_values():
+    with pytest.raises(ConfigError, match=r"hls\.io_type.*'io_stream' or 'io_parallel'"):
+        build_config("default", {"hls": {"io_type": "io_serial"}})
+
+
+def test_unknown_field_and_preset():
+    with pytest.raises(ConfigError, match=r"student\.bits"):
+        build_config("default", {"student": {"bits": 4}})
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        build_config("huge")
+
+
+def test_file_sources_need_a_path():
+    with pytest.raises(ConfigError, match="needs data.path"):
+        build_config("default", {"data": {"source": "npz"}})
+
+
+def test_overrides_parse_json_values():
+    assert overrides_to_dict(["student.weight_bits=5", "teacher.blocks=[1,2]", "hls.part=xc7a100t"]) == {
+        "student": {"weight_bits": 5}, "teacher": {"blocks": [1, 2]}, "hls": {"part": "xc7a100t"}}
+    with pytest.raises(ConfigError, match="section.field=value"):
+        overrides_to_dict(["student.weight_bits"])
+
+
+def test_section_hash_tracks_only_its_sections():
+    a, b = build_config(), build_config("default", {"hls": {"clock_period_ns": 5.0}})
+    assert a.section_hash("student") == b.section_hash("student")
+    assert a.section_hash("hls") != b.section_hash("hls")

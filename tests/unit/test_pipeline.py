@@ -1,0 +1,60 @@
+import pytest
+
+from insitu.config import build_config
+from insitu.pipeline import Step, StepResult, run_steps
+from insitu.rundir import RunDir, atomic_write_text
+
+
+def _steps(calls, interrupt=None):
+    def make(name):
+        def func(cfg, run):
+            calls.append(name)
+            if name == interrupt:
+                raise KeyboardInterrupt
+            p = run.path(f"{name}.txt")
+            atomic_write_text(p, f"{name} {cfg.student.weight_bits} {len(calls)}")
+            return StepResult([p], {"n": len(calls)})
+        return func
+
+    return [Step("a", make("a"), ("data",), (), ""), Step("b", make("b"), ("student",), ("a",), ""),
+            Step("c", make("c"), (), ("b",), "")]
+
+
+def test_resume_skips_finished_steps(tmp_path):
+    cfg, run, calls = build_config("tiny"), RunDir(tmp_path), []
+    run_steps(_steps(calls), cfg, run)
+    run_steps(_steps(calls), cfg, run)
+    assert calls == ["a", "b", "c"]
+    assert set(run.manifest()["stages"]) == {"a", "b", "c"}
+
+
+def test_config_change_reruns_the_step_and_everything_after(tmp_path):
+    run, calls = RunDir(tmp_path), []
+    run_steps(_steps(calls), build_config("tiny"), run)
+    run_steps(_steps(calls), build_config("tiny", {"student": {"weight_bits": 3}}), run)
+    assert calls == ["a", "b", "c", "b", "c"]
+
+
+def test_damaged_output_is_rebuilt(tmp_path):
+    cfg, run, calls = build_config("tiny"), RunDir(tmp_path), []
+    run_steps(_steps(calls), cfg, run)
+    (tmp_path / "b.txt").write_text("tampered")
+    run_steps(_steps(calls), cfg, run)
+    assert calls == ["a", "b", "c", "b", "c"]
+
+
+def test_forced_step(tmp_path):
+    cfg, run, calls = build_config("tiny"), RunDir(tmp_path), []
+    run_steps(_steps(calls), cfg, run)
+    run_steps(_steps(calls), cfg, run, force=frozenset({"a"}), stop_after="a")
+    assert calls == ["a", "b", "c", "a"]
+
+
+def test_interrupt_keeps_finished_steps_and_resumes(tmp_path):
+    cfg, run, calls = build_config("tiny"), RunDir(tmp_path), []
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(_steps(calls, interrupt="b"), cfg, run)
+    a_before = (tmp_path / "a.txt").read_text()
+    assert set(run.manifest()["stages"]) == {"a"}
+    run_steps(_steps(calls), cfg, run)
+    assert calls == ["a", "b", "b", "c"] and (tmp_path / "a.txt").read_text() == a_before
