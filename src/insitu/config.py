@@ -30,12 +30,14 @@ class DataConfig(_Strict):
     n_pool: int = Field(9000, ge=0, le=10_000_000, description="unlabelled images for distillation")
     n_test: int = Field(2000, ge=6, le=10_000_000, description="held-out test images")
     seed: int = Field(0, ge=0, description="seed of the synthetic generator and of the split")
+    separation: float = Field(1.0, ge=0.0, le=4.0,
+                              description="synthetic data: scale of the class differences (1 = calibrated default)")
 
 
 class TeacherConfig(_Strict):
     width: int = Field(32, ge=4, le=512, description="channels of the first residual stage")
     blocks: list[int] = Field([1, 1, 1], min_length=1, max_length=4, description="residual blocks per stage")
-    epochs: int = Field(10, ge=1, le=1000)
+    epochs: int = Field(15, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=4096)
     lr: float = Field(2e-3, gt=0, le=1.0)
     weight_decay: float = Field(5e-4, ge=0, le=1.0)

@@ -95,10 +95,10 @@ def _gen_chunk(args: tuple[int, int, int, float]) -> tuple[np.ndarray, np.ndarra
     return synth_cells.generate(n, seed, classes, separation)
 
 
-def _generate(n: int, seed_seq: np.random.SeedSequence, classes: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _generate(n: int, seed_seq: np.random.SeedSequence, classes: int, separation: float, workers: int) -> tuple[np.ndarray, np.ndarray]:
     sizes = [min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
     seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(len(sizes))]
-    jobs = [(k, s, classes, 1.0) for k, s in zip(sizes, seeds)]
+    jobs = [(k, s, classes, separation) for k, s in zip(sizes, seeds)]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_gen_chunk, jobs))
@@ -112,18 +112,19 @@ def _generate(n: int, seed_seq: np.random.SeedSequence, classes: int, workers: i
 def synthetic(cfg: DataConfig, workers: int | None = None) -> CellData:
     """The built-in synthetic set (64x64 native, resized to cfg.image_size), cached with a checksum."""
     key = hashlib.sha256(json.dumps([GENERATOR_VERSION, cfg.seed, cfg.classes, cfg.n_train, cfg.n_pool,
-                                     cfg.n_test]).encode()).hexdigest()[:16]
+                                     cfg.n_test, cfg.separation]).encode()).hexdigest()[:16]
     path = cache_dir() / "synthetic" / f"cells-{key}.npz"
     names = list(synth_cells.CLASS_NAMES_3) if cfg.classes == 3 else ["B", "T"]
-    source = {"kind": "synthetic", "generator_version": GENERATOR_VERSION, "seed": cfg.seed, "cache_key": key}
+    source = {"kind": "synthetic", "generator_version": GENERATOR_VERSION, "seed": cfg.seed,
+              "separation": cfg.separation, "cache_key": key}
     arrays = _read_cache(path)
     if arrays is None:
         workers = workers or min(2, os.cpu_count() or 1)
         root = np.random.SeedSequence(cfg.seed)
         s_train, s_pool, s_test = root.spawn(3)
-        tx, ty = _generate(cfg.n_train, s_train, cfg.classes, workers)
-        px, py = _generate(cfg.n_pool, s_pool, cfg.classes, workers)
-        vx, vy = _generate(cfg.n_test, s_test, cfg.classes, workers)
+        tx, ty = _generate(cfg.n_train, s_train, cfg.classes, cfg.separation, workers)
+        px, py = _generate(cfg.n_pool, s_pool, cfg.classes, cfg.separation, workers)
+        vx, vy = _generate(cfg.n_test, s_test, cfg.classes, cfg.separation, workers)
         arrays = {"train_x": tx, "train_y": ty, "pool_x": px, "pool_y": py, "test_x": vx, "test_y": vy}
         _write_cache(path, arrays)
     d = {k: (resize_u8(v, cfg.image_size) if k.endswith("_x") else v) for k, v in arrays.items()}

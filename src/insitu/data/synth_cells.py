@@ -13,7 +13,7 @@ Image formation, per cell (64x64, uint8 like LymphoMNIST):
   read noise, 8-bit quantisation; debris particles and, sometimes, part of a neighbouring cell at the border.
 
 Class differences are statistical and overlapping (size, nucleus ratio, chromatin grain, ruffling, granules,
-elongation), scaled by `separation`: 1.0 is tuned so a small CNN teacher lands in the 90-97% range.
+elongation), scaled by `separation`: 1.0 is calibrated so the default teacher lands near 92%.
 What it does not model: real cell biology beyond these cues, motion blur in flow, coherent illumination
 speckle, out-of-plane cell orientation, dead or dividing cells, and camera fixed-pattern noise.
 """
@@ -49,8 +49,14 @@ _STATS = (
 _SPREAD = ClassStats(radius=0.9, nucleus=0.035, grain=0.2, texture=0.05, ruffle=0.007, granules=0.0, elong=0.025)
 
 
+#: separation=1 scales the class differences of _STATS by this factor: calibrated so that the default teacher
+#: (15 epochs on 3,000 labelled images) reaches about 92% test accuracy (90-97% is the target range).
+CALIBRATION = 1.5
+
+
 def _class_stats(cls: int, separation: float) -> ClassStats:
     """Class means pulled towards the mean of all classes when separation < 1 (harder task)."""
+    separation *= CALIBRATION
     fields = ClassStats.__dataclass_fields__
     mean = {f: float(np.mean([getattr(s, f) for s in _STATS])) for f in fields}
     own = _STATS[cls]
