@@ -52,7 +52,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check: bool = True) -> ToolResult:
     """Run `argv` (argv[0] is a tool name or path) in `cwd`; output goes to `log_path`."""
-    exe = argv[0] if "/" in argv[0] else find_tool(argv[0])
+    exe = str(Path(argv[0]).resolve()) if "/" in argv[0] else find_tool(argv[0])
     full = [exe, *argv[1:]]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log.debug("running %s in %s", " ".join(full), cwd)
