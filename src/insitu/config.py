@@ -56,12 +56,12 @@ class StudentConfig(_Strict):
 class DistillConfig(_Strict):
     mode: Literal["auto", "label_free", "labelled"] = Field(
         "auto", description="label_free: soft labels only; auto: label_free when the pool outnumbers the labels")
-    temperature: float = Field(4.0, gt=0, le=50)
+    temperature: float = Field(2.0, gt=0, le=50)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
-    float_epochs: int = Field(12, ge=0, le=1000, description="float pre-training epochs (the float student)")
-    qat_epochs: int = Field(8, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
+    float_epochs: int = Field(32, ge=0, le=1000, description="float pre-training epochs (the float student)")
+    qat_epochs: int = Field(3, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
     batch_size: int = Field(128, ge=1, le=8192)
-    lr: float = Field(3e-3, gt=0, le=1.0, description="float pre-training learning rate")
+    lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
     qat_lr: float = Field(1e-3, gt=0, le=1.0, description="QAT fine-tuning learning rate")
     augment: bool = True
 

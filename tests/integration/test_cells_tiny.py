@@ -39,6 +39,10 @@ def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["versions"]["torch"].startswith("2.13.0")
     assert (tiny_run / "export" / "student.qonnx.onnx").exists()
+    import numpy as np
+
+    with np.load(tiny_run / "export" / "vectors.npz") as z:
+        assert len(np.unique(z["expected"], axis=0)) > n_test // 4  # outputs vary: the check is not vacuous
 
 
 @pytest.mark.slow
@@ -60,3 +64,24 @@ def test_bad_inputs_fail_clearly(tmp_path):
     assert proc.returncode == 2 and "student.weight_bits" in proc.stderr
     proc = _cli("hls", "--out", str(tmp_path / "nothing"), check=False)
     assert proc.returncode == 2 and "not an insitu run directory" in proc.stderr
+
+
+@pytest.mark.slow
+def test_lymphomnist_idx_folder_two_class(tmp_path):
+    """LymphoMNIST-format IDX files on disk (written here from the generator) through the whole pipeline."""
+    from insitu.data.idx import write_idx
+    from insitu.data.synth_cells import generate
+
+    folder = tmp_path / "lymphomnist"
+    folder.mkdir()
+    for split, n, seed in (("train", 300, 1), ("test", 90, 2)):
+        x, y = generate(n, seed=seed, classes=3)
+        write_idx(folder / f"{split}_images.gz", x)
+        write_idx(folder / f"{split}_labels.gz", y.astype("uint8"))
+    out = tmp_path / "run"
+    _cli("run", "cells", "--preset", "tiny", "--data", str(folder), "--set", "data.classes=2", "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["name"] == "lymphomnist:lymphomnist" and report["dataset"]["classes"] == ["B", "T"]
+    assert report["dataset"]["sizes"] == {"train": 240, "pool": 60, "test": 90}
+    assert report["csim"]["vectors"] == report["csim"]["bit_exact_vectors"] == 90
+    assert report["student"]["distill_mode"] == "labelled"  # the pool is smaller than the labelled set

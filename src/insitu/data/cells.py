@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from insitu.config import DataConfig
 from insitu.data import byo, idx, synth_cells
@@ -99,11 +100,19 @@ def _generate(n: int, seed_seq: np.random.SeedSequence, classes: int, separation
     sizes = [min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
     seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(len(sizes))]
     jobs = [(k, s, classes, separation) for k, s in zip(sizes, seeds)]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_gen_chunk, jobs))
-    else:
-        parts = [_gen_chunk(j) for j in jobs]
+    parts = []
+    with Progress(TextColumn("rendering cells"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("cells", total=n)
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for part in pool.map(_gen_chunk, jobs):
+                    parts.append(part)
+                    bar.advance(task, len(part[1]))
+        else:
+            for job in jobs:
+                parts.append(_gen_chunk(job))
+                bar.advance(task, job[0])
     if not parts:
         return np.zeros((0, synth_cells.SIZE, synth_cells.SIZE), np.uint8), np.zeros(0, np.int64)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
