@@ -49,9 +49,9 @@ def _threads(cfg: RunConfig) -> None:
 
 
 def _fail(exc: InsituError) -> None:
-    console.print(f"[bold red]error:[/] {exc.problem}")
+    console.print(f"[bold red]error:[/] {exc.problem}", soft_wrap=True)
     if exc.fix:
-        console.print(f"[bold]fix:[/] {exc.fix}")
+        console.print(f"[bold]fix:[/] {exc.fix}", soft_wrap=True)
     raise typer.Exit(2)
 
 

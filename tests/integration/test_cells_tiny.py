@@ -14,6 +14,7 @@ def _cli(*args, check=True):
     proc = subprocess.run([INSITU, *args], capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"insitu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    proc.stderr = " ".join(proc.stderr.split())  # messages are checked independent of line wrapping
     return proc
 
 
