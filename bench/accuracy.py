@@ -37,6 +37,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     over.setdefault("data", {})["seed"] = seed
     cfg = build_config(args.preset, over)
     tag = "builtin" if not args.data else Path(args.data).stem
+    if args.set:  # overrides get their own run directories
+        tag += "-" + "-".join(s.replace("=", "").replace(".", "_") for s in args.set)
     run = RunDir(Path("runs") / f"bench-accuracy-{tag}-{args.preset}-seed{seed}")
     import torch
 

@@ -8,31 +8,15 @@ from torch import nn
 from insitu.config import StudentConfig
 from insitu.distill.export import export_quantmodel, verify_against_brevitas
 from insitu.distill.student import build_student
-from insitu.distill.train import to_input
 from insitu.errors import ExportError
 from insitu.ir import reference
 from insitu.ir.model import QuantModel
 
 
-def _calibrated(cfg, classes=3, size=20, seed=0):
-    """A QAT student whose activation scales were learned from data (training-mode passes)."""
-    torch.manual_seed(seed)
-    m = build_student(cfg, classes, size, quantized=True)
-    x = np.random.default_rng(seed).integers(0, 256, (64, size, size), dtype=np.uint8)
-    opt = torch.optim.SGD(m.parameters(), lr=0.05)
-    m.train()
-    for _ in range(35):  # past Brevitas' statistics-collection steps, with weight updates
-        loss = m(to_input(x)).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval()
-
-
 @pytest.mark.parametrize("bits", [(3, 3), (4, 6), (6, 4), (8, 8)])
-def test_reference_equals_brevitas(bits):
+def test_reference_equals_brevitas(bits, calibrated):
     cfg = StudentConfig(channels=[6, 5], weight_bits=bits[0], act_bits=bits[1])
-    m = _calibrated(cfg)
+    m = calibrated(cfg)
     qm = export_quantmodel(m, 20, ["a", "b", "c"])
     images = np.random.default_rng(9).integers(0, 256, (300, 20, 20), dtype=np.uint8)
     result = verify_against_brevitas(qm, m, images)
@@ -41,8 +25,8 @@ def test_reference_equals_brevitas(bits):
     assert len(np.unique(ints, axis=0)) > 10  # a model that outputs constants would prove nothing
 
 
-def test_ir_types_follow_the_quantizers():
-    qm = export_quantmodel(_calibrated(StudentConfig(channels=[4, 4], weight_bits=5, act_bits=4)), 20, list("abc"))
+def test_ir_types_follow_the_quantizers(calibrated):
+    qm = export_quantmodel(calibrated(StudentConfig(channels=[4, 4], weight_bits=5, act_bits=4)), 20, list("abc"))
     kinds = [l.kind for l in qm.layers]
     assert kinds == ["input", "conv2d", "requant", "maxpool2d", "conv2d", "requant", "maxpool2d", "flatten", "dense"]
     assert qm.layers[0].out_type.hls() == "ap_ufixed<8,0>"
@@ -50,8 +34,8 @@ def test_ir_types_follow_the_quantizers():
     assert qm.layers[2].out_type.width == 4 and qm.layers[2].out_type.rounding == "RND_CONV"
 
 
-def test_save_load_round_trip(tmp_path):
-    qm = export_quantmodel(_calibrated(StudentConfig(channels=[4, 4])), 20, list("abc"))
+def test_save_load_round_trip(tmp_path, calibrated):
+    qm = export_quantmodel(calibrated(StudentConfig(channels=[4, 4])), 20, list("abc"))
     qm.save(tmp_path)
     qm2 = QuantModel.load(tmp_path)
     images = np.random.default_rng(1).integers(0, 256, (20, 20, 20), dtype=np.uint8)
@@ -59,8 +43,8 @@ def test_save_load_round_trip(tmp_path):
     assert qm2.class_names == ["a", "b", "c"] and qm2.n_params() == qm.n_params()
 
 
-def test_unsupported_layer_is_named():
-    m = _calibrated(StudentConfig(channels=[4, 4]))
+def test_unsupported_layer_is_named(calibrated):
+    m = calibrated(StudentConfig(channels=[4, 4]))
     layers = OrderedDict(m.named_children())
     layers = OrderedDict([*list(layers.items())[:2], ("mystery", nn.Identity()), *list(layers.items())[2:]])
     with pytest.raises(ExportError, match="'mystery' of type Identity is not supported"):

@@ -6,12 +6,11 @@ from insitu.distill.export import export_quantmodel
 from insitu.hls import csim
 from insitu.hls.project import write_project
 from insitu.ir import reference
-from tests.unit.test_export import _calibrated
 
 
-def _csim(tmp_path, io_type, bits=(4, 4)):
+def _csim(tmp_path, calibrated, io_type, bits=(4, 4)):
     cfg = StudentConfig(channels=[3, 4], weight_bits=bits[0], act_bits=bits[1])
-    qm = export_quantmodel(_calibrated(cfg, size=16), 16, list("abc"))
+    qm = export_quantmodel(calibrated(cfg, size=16), 16, list("abc"))
     images = np.random.default_rng(2).integers(0, 256, (150, 16, 16), dtype=np.uint8)
     ref = reference.run(qm, images)
     hcfg = HLSConfig(io_type=io_type)
@@ -20,8 +19,8 @@ def _csim(tmp_path, io_type, bits=(4, 4)):
     return project, ref, got
 
 
-def test_csim_is_bit_exact_io_stream(tmp_path):
-    project, ref, got = _csim(tmp_path, "io_stream", bits=(5, 3))
+def test_csim_is_bit_exact_io_stream(tmp_path, calibrated):
+    project, ref, got = _csim(tmp_path, calibrated, "io_stream", bits=(5, 3))
     assert got.shape == ref.shape == (150, 3)
     assert np.array_equal(got, ref)
     assert len(np.unique(ref, axis=0)) > 10
@@ -32,8 +31,8 @@ def test_csim_is_bit_exact_io_stream(tmp_path):
 
 
 @pytest.mark.slow
-def test_csim_is_bit_exact_io_parallel(tmp_path):
-    _, ref, got = _csim(tmp_path, "io_parallel", bits=(6, 6))
+def test_csim_is_bit_exact_io_parallel(tmp_path, calibrated):
+    _, ref, got = _csim(tmp_path, calibrated, "io_parallel", bits=(6, 6))
     assert np.array_equal(got, ref)
 
 
