@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                   *[f"{v:+.2f}" for v in gap])
     table.add_row("KD gain over no-KD (QAT), points", f"{statistics.mean(gain):+.2f}", "",
                   *[f"{v:+.2f}" for v in gain])
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     console.print(f"distillation mode: {results[args.seeds[0]]['mode']}; targets: KD student within 1 point of "
                   "the teacher, KD at least 2 points above no-KD. Wall time per seed: "

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         med, p99, per = _stats(times, batch)
                         table.add_row(name, f"{params:,}", runtime, str(threads), str(batch), f"{med:.1f}",
                                       f"{p99:.1f}", f"{per:.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
     return 0
 
 
