@@ -86,3 +86,31 @@ def test_lymphomnist_idx_folder_two_class(tmp_path):
     assert report["dataset"]["sizes"] == {"train": 240, "pool": 60, "test": 90}
     assert report["csim"]["vectors"] == report["csim"]["bit_exact_vectors"] == 90
     assert report["student"]["distill_mode"] == "labelled"  # the pool is smaller than the labelled set
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = out / "manifest.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if manifest.exists() and "data" in json.loads(manifest.read_text())["stages"]:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the teacher's training
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    stages = json.loads(manifest.read_text())["stages"]
+    assert "data" in stages and "report" not in stages
+    data_hash = stages["data"]["outputs"]
+    again = _cli("run", "cells", "--preset", "tiny", "--out", str(out))
+    assert "step data up to date" in again.stderr
+    final = json.loads(manifest.read_text())["stages"]
+    assert final["data"]["outputs"] == data_hash and "report" in final
