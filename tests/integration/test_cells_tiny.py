@@ -40,6 +40,7 @@ def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["versions"]["torch"].startswith("2.13.0")
     assert (tiny_run / "export" / "student.qonnx.onnx").exists()
+    assert report["reference"]["qonnx"] == {"vectors": n_test, "bit_exact_vectors": n_test}
     import numpy as np
 
     with np.load(tiny_run / "export" / "vectors.npz") as z:

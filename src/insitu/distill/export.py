@@ -160,3 +160,33 @@ def export_qonnx(model: nn.Sequential, image_size: int, path: Path) -> Path:
     _export(model.cpu().eval(), input_t=torch.zeros(1, 1, image_size, image_size), export_path=str(tmp), dynamo=False)
     tmp.replace(path)
     return path
+
+
+def verify_qonnx(path: Path, images_u8: np.ndarray, expected: np.ndarray, frac: int, batch: int = 250) -> dict:
+    """Execute the QONNX file with qonnx's executor and compare every output with the reference, exactly."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
+
+    from insitu.distill.train import to_input
+    from insitu.sim.compare import compare
+
+    base = cleanup_model(ModelWrapper(str(path)))
+    iname, oname = base.graph.input[0].name, base.graph.output[0].name
+    sized: dict[int, object] = {}
+    outs = []
+    for i in range(0, len(images_u8), batch):
+        xb = to_input(images_u8[i:i + batch]).numpy()
+        if len(xb) not in sized:
+            sized[len(xb)] = base.transform(ChangeBatchSize(len(xb))).transform(InferShapes())
+        y = execute_onnx(sized[len(xb)], {iname: xb})[oname].astype(np.float64) * 2.0**frac
+        if not np.array_equal(y, np.round(y)):
+            raise MismatchError(f"QONNX output off the 2^-{frac} grid in batch at {i}", "report this exporter bug")
+        outs.append(y.astype(np.int64))
+    result = compare(expected, np.concatenate(outs), "qonnx")
+    if not result.ok:
+        raise MismatchError(f"QONNX execution differs from the reference on {result.vectors - result.bit_exact_vectors}"
+                            f" of {result.vectors} images:\n{result.report}", "report this exporter bug")
+    return {"vectors": result.vectors, "bit_exact_vectors": result.bit_exact_vectors}

@@ -73,7 +73,9 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         f"- hls4ml C simulation ({c['io_type']}, part {c['part']}, {c['clock_period_ns']} ns clock) vs reference: "
         f"**{c['bit_exact_vectors']} / {c['vectors']} vectors {exact}**.",
         f"- Tensor types: {' → '.join(f'`{x}`' for x in r['tensor_types'])}.",
-        f"- QONNX export: {r['qonnx']}.",
+        "- QONNX export executed with qonnx vs reference: " + (
+            f"{r['qonnx']['bit_exact_vectors']} / {r['qonnx']['vectors']} test images identical."
+            if isinstance(r["qonnx"], dict) else f"{r['qonnx']}."),
         "",
         "## Time per stage",
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from insitu.config import RunConfig
-from insitu.distill.export import export_qonnx, export_quantmodel, verify_against_brevitas
+from insitu.distill.export import export_qonnx, export_quantmodel, verify_against_brevitas, verify_qonnx
 from insitu.ir import reference
 from insitu.pipeline import StepResult
 from insitu.rundir import RunDir, atomic_write_json
@@ -27,11 +27,13 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     ref = reference.run(qm, data.test_x)
     outputs.append(save_vectors(folder / "vectors.npz", data.test_x, data.test_y, ref, qm.output_type.frac))
     try:
-        outputs.append(export_qonnx(student, data.image_size, folder / "student.qonnx.onnx"))
-        qonnx = "written"
+        qonnx_path = export_qonnx(student, data.image_size, folder / "student.qonnx.onnx")
     except Exception as exc:  # QONNX is a by-product: the IR is the contract, so report and carry on
         log.warning("QONNX export failed (%s: %s); the QuantModel IR is unaffected", type(exc).__name__, exc)
-        qonnx = f"failed: {type(exc).__name__}: {exc}"
+        qonnx: dict | str = f"failed: {type(exc).__name__}: {exc}"
+    else:
+        outputs.append(qonnx_path)
+        qonnx = verify_qonnx(qonnx_path, data.test_x, ref, qm.output_type.frac)  # raises on any mismatch
     accuracy = float((ref.argmax(1) == data.test_y).mean())
     summary = {"reference_vs_brevitas": check, "params": qm.n_params(), "reference_accuracy": accuracy,
                "tensor_types": [t.hls() for t in qm.tensor_types()], "qonnx": qonnx}
