@@ -142,6 +142,21 @@ def config(preset: str = "default", set_: Sets = None) -> None:
 
 
 @app.command()
+def boards() -> None:
+    """List the built-in boards: device, clock, flow, and whether the board shell has pins on it."""
+    from rich.table import Table
+
+    from insitu.boards import all_boards
+
+    table = Table(title="boards")
+    for col in ("board", "vendor", "device", "clock MHz", "flow", "shell pins"):
+        table.add_column(col)
+    for b in all_boards().values():
+        table.add_row(b.name, b.vendor, b.device, f"{b.clock_mhz:g}", b.flow, "yes" if b.has_shell_pins else "no")
+    Console(width=120).print(table)
+
+
+@app.command()
 def version() -> None:
     """Print the insitu version and the versions of the stack it runs on."""
     from insitu.rundir import package_versions
