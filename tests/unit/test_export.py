@@ -55,3 +55,13 @@ def test_float_student_is_refused():
     m = build_student(StudentConfig(channels=[4, 4]), 3, 20, quantized=False)
     with pytest.raises(ExportError, match="must start with an input QuantIdentity"):
         export_quantmodel(m, 20, list("abc"))
+
+
+def test_eight_bit_paper_student_with_wide_accumulators(calibrated):
+    """8-bit weights and activations into a 1,600-input dense layer: accumulators exceed float32's 24-bit
+    mantissa, so only an exact comparison (Brevitas in float64, integer reference) can pass."""
+    m = calibrated(StudentConfig(weight_bits=8, act_bits=8), classes=2, size=48)
+    qm = export_quantmodel(m, 48, ["B", "T"])
+    assert qm.n_params() == 5682 and qm.output_type.width > 24
+    images = np.random.default_rng(5).integers(0, 256, (100, 48, 48), dtype=np.uint8)
+    assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}

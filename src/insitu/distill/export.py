@@ -129,11 +129,14 @@ def export_quantmodel(model: nn.Sequential, image_size: int, class_names: list[s
 
 @torch.no_grad()
 def brevitas_outputs(model: nn.Sequential, images_u8: np.ndarray, batch: int = 500) -> np.ndarray:
-    """Brevitas' own quantized forward pass (float32 values, exact dyadic numbers)."""
+    """Brevitas' own quantized forward pass, run in float64 so that every accumulator below 2**53 is exact
+    (float32 would round sums above 2**24, e.g. the dense layer of an 8-bit student)."""
+    import copy
+
     from insitu.distill.train import to_input
 
-    model = model.cpu().eval()
-    out = [model(to_input(images_u8[i:i + batch])).numpy() for i in range(0, len(images_u8), batch)]
+    model = copy.deepcopy(model).cpu().eval().double()
+    out = [model(to_input(images_u8[i:i + batch]).double()).numpy() for i in range(0, len(images_u8), batch)]
     return np.concatenate(out).astype(np.float64)
 
 
