@@ -117,9 +117,9 @@ def _stage_command(name: str, doc: str) -> None:
 
 
 def _deep(base: dict, over: dict) -> dict:
-    from insitu.config import _deep_merge
+    from insitu.config import deep_merge
 
-    merged = _deep_merge(base, over)
+    merged = deep_merge(base, over)
     merged.pop("preset", None)
     return merged
 

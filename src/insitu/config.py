@@ -115,10 +115,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -159,7 +159,7 @@ def build_config(preset: str = "default", overrides: dict[str, Any] | None = Non
     """The preset laid over the defaults, then the overrides; validated."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
-    raw = _deep_merge(PRESETS[preset], overrides or {})
+    raw = deep_merge(PRESETS[preset], overrides or {})
     raw["preset"] = preset
     try:
         return RunConfig.model_validate(raw)

@@ -140,9 +140,11 @@ def brevitas_outputs(model: nn.Sequential, images_u8: np.ndarray, batch: int = 5
     return np.concatenate(out).astype(np.float64)
 
 
-def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.ndarray) -> dict:
-    """Assert the integer reference equals Brevitas on every image; returns counts. Mismatch -> MismatchError."""
-    ref = reference.to_real(qm, reference.run(qm, images_u8))
+def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.ndarray,
+                            ref_ints: np.ndarray | None = None) -> dict:
+    """Assert the integer reference (`ref_ints` when already computed) equals Brevitas on every image;
+    returns counts. Mismatch -> MismatchError."""
+    ref = reference.to_real(qm, reference.run(qm, images_u8) if ref_ints is None else ref_ints)
     brev = brevitas_outputs(model, images_u8)
     exact = np.all(ref == brev, axis=1)
     result = {"vectors": int(len(exact)), "bit_exact_vectors": int(exact.sum())}

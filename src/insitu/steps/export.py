@@ -21,10 +21,10 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     data = data_step.load(run)
     student = load_student(run, cfg, "kd")
     qm = export_quantmodel(student, data.image_size, data.class_names)
-    check = verify_against_brevitas(qm, student, data.test_x)  # raises on any mismatch
+    ref = reference.run(qm, data.test_x)
+    check = verify_against_brevitas(qm, student, data.test_x, ref)  # raises on any mismatch
     folder = run.path("export")
     outputs = qm.save(folder)
-    ref = reference.run(qm, data.test_x)
     outputs.append(save_vectors(folder / "vectors.npz", data.test_x, data.test_y, ref, qm.output_type.frac))
     try:
         qonnx_path = export_qonnx(student, data.image_size, folder / "student.qonnx.onnx")
