@@ -38,7 +38,8 @@ def to_input(x_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool) -> torch.Tensor:
-    """Random dihedral transform and shift per batch element; optional brightness/contrast jitter.
+    """Random dihedral transform per batch element, one random shift per batch; optional brightness/contrast
+    jitter per element.
 
     Geometric changes keep x on the 2^-8 grid (the student's input type); photometric ones are for the teacher.
     """
