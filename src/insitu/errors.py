@@ -37,3 +37,7 @@ class ToolError(InsituError):
 
 class MismatchError(InsituError):
     """A backend disagreed with the integer reference: never a tolerance, always a bug."""
+
+
+class RTLError(InsituError):
+    """The RTL generator cannot build this model or these parameters."""

