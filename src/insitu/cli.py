@@ -157,8 +157,44 @@ def boards() -> None:
 
 
 @app.command()
+def build(board: Annotated[str, typer.Option(help="board name (see `insitu boards`)")],
+          out: Annotated[Path, typer.Option("--out", help="a run directory (trained, or to train now)")],
+          lanes: Annotated[Optional[int], typer.Option(help="pixels per clock (rtl.lanes)")] = None,
+          set_: Sets = None, verbose: bool = False) -> None:
+    """Build the firmware bundle for a board: RTL, its simulation, shell, bitstream or estimate, report."""
+    _setup_logging(verbose)
+    try:
+        from insitu.boards import get_board
+
+        get_board(board)  # an unknown name fails here, before any work
+        cfg_path = out / "config.json"
+        base = load_config(cfg_path).model_dump(mode="json") if cfg_path.exists() else {}
+        over = overrides_to_dict(set_ or [])
+        over = _deep(over, {"firmware": {"board": board}, **({"rtl": {"lanes": lanes}} if lanes else {})})
+        preset = base.get("preset", "default")
+        cfg = build_config(preset, _deep(base, over) if base else over)
+        _run(cfg, out, None, frozenset())
+        console.print(f"bundle: {out / 'firmware' / board}")
+    except InsituError as exc:
+        _fail(exc)
+
+
+def _bundle_bitstream(out: Path, board: str) -> Path:
+    impl = out / "firmware" / board / "impl.json"
+    if not impl.exists():
+        raise InsituError(f"{out} has no firmware bundle for {board}",
+                          f"build one with `insitu build --board {board} --out {out}`, or pass --bitstream")
+    name = (json.loads(impl.read_text()).get("impl") or {}).get("bitstream")
+    if not name:
+        raise InsituError(f"the {board} bundle in {out} has no bitstream (an estimate-only board)",
+                          "choose an ECP5 or iCE40 board for a bitstream")
+    return out / "firmware" / board / name
+
+
+@app.command()
 def program(board: Annotated[str, typer.Option(help="board name (see `insitu boards`)")],
-            bitstream: Annotated[Path, typer.Option(help="the bitstream to load")],
+            bitstream: Annotated[Optional[Path], typer.Option(help="the bitstream to load")] = None,
+            out: Annotated[Optional[Path], typer.Option("--out", help="run directory holding the bundle")] = None,
             dry_run: Annotated[bool, typer.Option("--dry-run", help="print the command, run nothing")] = False,
             timeout: float = 300.0) -> None:
     """Load a bitstream onto a board with the board's programmer (openFPGALoader for most)."""
@@ -169,6 +205,11 @@ def program(board: Annotated[str, typer.Option(help="board name (see `insitu boa
 
     _setup_logging(False)
     try:
+        get_board(board)
+        if bitstream is None:
+            if out is None:
+                raise InsituError("no bitstream given", "pass --bitstream FILE or --out RUN_DIR (uses its bundle)")
+            bitstream = _bundle_bitstream(out, board)
         if not bitstream.is_file():
             raise InsituError(f"bitstream {bitstream} does not exist", "build one first, or check the path")
         argv = get_board(board).program_command(str(bitstream.resolve()))

@@ -78,6 +78,30 @@ class HLSConfig(_Strict):
     run_timeout_s: float = Field(1800, gt=0)
 
 
+class RTLConfig(_Strict):
+    architecture: Literal["auto", "streaming"] = Field(
+        "auto", description="auto: streaming for image CNNs (the only architecture the cells student needs)")
+    lanes: int = Field(4, ge=1, le=64, description="pixels per clock on the input stream (P)")
+    latency_cutoff: float = Field(2.0, gt=0, le=64, description="da4ml pipeline cut: adder depth per register stage")
+    simulator: Literal["auto", "icarus", "verilator"] = Field(
+        "auto", description="auto: Verilator when installed (whole test set), else Icarus")
+    sim_vectors: int = Field(0, ge=0, description="RTL-simulated images; 0 = whole test set with Verilator, "
+                                                  "1000 with Icarus")
+    timeout_s: float = Field(3600, gt=0)
+
+
+class FirmwareConfig(_Strict):
+    enabled: bool = Field(True, description="build a bitstream (false: stop after the RTL simulation)")
+    board: str = Field("ulx3s-85f", description="board name, see `insitu boards`")
+    clock_mhz: float = Field(100.0, gt=1, le=800, description="core clock asked of the board's PLL")
+    baud: int = Field(115200, ge=1200, le=12_000_000)
+    trigger_class: int = Field(0, ge=0, description="the class whose decision pulses the trigger output")
+    trigger_us: float = Field(1.0, gt=0, le=1e6, description="trigger pulse length")
+    seed: int = Field(1, ge=0, description="nextpnr placement seed")
+    shell_sim_images: int = Field(2, ge=0, le=1000, description="images sent through the simulated UART shell")
+    timeout_s: float = Field(3600, gt=0, description="per tool call")
+
+
 class RunConfig(_Strict):
     app: Literal["cells"] = "cells"
     preset: str = "default"
@@ -89,6 +113,8 @@ class RunConfig(_Strict):
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
     hls: HLSConfig = HLSConfig()
+    rtl: RTLConfig = RTLConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     @model_validator(mode="after")
     def _paths_for_sources(self) -> RunConfig:
@@ -111,6 +137,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "teacher": {"width": 8, "blocks": [1, 1], "epochs": 2, "batch_size": 32},
         "student": {"channels": [4, 4], "weight_bits": 4, "act_bits": 4},
         "distill": {"float_epochs": 2, "qat_epochs": 2, "batch_size": 64},
+        "rtl": {"lanes": 2, "simulator": "icarus", "sim_vectors": 40},
     },
 }
 

@@ -6,11 +6,42 @@ import json
 from pathlib import Path
 from typing import Any
 
+from insitu.reports.latency import latency_section
 from insitu.rundir import RunDir
 
 
 def _read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def _firmware(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
+    """rtl / impl / latency_us / shell_sim, from the rtl step and the bundle of the configured board."""
+    out: dict[str, Any] = {}
+    rtl_path = run.path("rtl", "rtl_sim.json")
+    if not rtl_path.exists():
+        return out
+    out["rtl"] = _read(rtl_path)
+    fw = run.path("firmware", cfg["firmware"]["board"], "impl.json")
+    impl_doc = _read(fw) if fw.exists() else {}
+    out["impl"] = impl_doc.get("impl")
+    if "shell_sim" in impl_doc:
+        out["shell_sim"] = impl_doc["shell_sim"]
+    out["latency_us"] = latency_section(out["rtl"], out["impl"], impl_doc.get("clock_mhz"))
+    cpu = run.path("cpu_latency.json")
+    if cpu.exists():
+        out["cpu"] = _read(cpu)
+    return out
+
+
+def lane_points(run: RunDir) -> list[dict[str, Any]]:
+    """Every (lanes, board) built in this run, for the latency-vs-resources plot."""
+    pts = []
+    for impl_path in sorted(run.path("firmware").glob("*/impl.json")):
+        doc = _read(impl_path)
+        impl, lat = doc.get("impl") or {}, doc.get("latency_us") or {}
+        pts.append({"board": impl.get("board"), "lanes": doc.get("lanes"), "lut": impl.get("lut"),
+                    "us": lat.get("first_pixel_to_decision")})
+    return pts
 
 
 def build_report(run: RunDir) -> dict[str, Any]:
@@ -41,6 +72,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
                       "tensor_types": export["tensor_types"], "qonnx": export["qonnx"]},
         "csim": {"vectors": hls["csim"]["vectors"], "bit_exact_vectors": hls["csim"]["bit_exact_vectors"],
                  "io_type": hls["io_type"], "part": hls["part"], "clock_period_ns": hls["clock_period_ns"]},
+        **_firmware(run, cfg),
         "stage_seconds": {name: rec["seconds"] for name, rec in stages.items()},
         "versions": m.get("versions", {}),
         "tools": m.get("tools", {}),

@@ -70,15 +70,15 @@ def generate(spec: ShellSpec, core_top: str = "insitu_core") -> str:
         for b in range(B):
             resp.append(f"            {1 + k * B + b}: tx_byte = sc{k}[{b * 8} +: 8];")
     return f"""`timescale 1ns/1ps
-module insitu_shell (input clk_in, input uart_rx, output uart_tx, output trigger, output [{nl - 1}:0] led);
-    wire clk, locked;
-    insitu_clkgen u_clk (.clk_in(clk_in), .clk(clk), .locked(locked));
+module insitu_shell (input clk, input uart_rx, output uart_tx, output trigger, output [{nl - 1}:0] led);
+    wire cclk, locked;  // the core clock
+    insitu_clkgen u_clk (.clk_in(clk), .clk(cclk), .locked(locked));
     reg [3:0] por = 4'd0;
-    always @(posedge clk) if (!locked) por <= 4'd0; else if (~&por) por <= por + 1'b1;
+    always @(posedge cclk) if (!locked) por <= 4'd0; else if (~&por) por <= por + 1'b1;
     wire rst = ~&por;
     // UART in -> beats of {P} pixels
     wire rx_v, rx_ferr; wire [7:0] rx_d;
-    insitu_uart_rx #(.CLKS_PER_BIT({spec.clks_per_bit})) u_rx (.clk(clk), .rst(rst), .rx(uart_rx), .valid(rx_v),
+    insitu_uart_rx #(.CLKS_PER_BIT({spec.clks_per_bit})) u_rx (.clk(cclk), .rst(rst), .rx(uart_rx), .valid(rx_v),
         .data(rx_d), .framing_error(rx_ferr));
     reg [{clog2(N + 1) - 1}:0] nbyte; reg [{clog2(P + 1) - 1}:0] nlane;
     reg [{P * 8 - 1}:0] pack, beat; reg beat_v, beat_last, overflow;
@@ -87,7 +87,7 @@ module insitu_shell (input clk_in, input uart_rx, output uart_tx, output trigger
     wire idle_reset = receiving & (quiet == {idle});
     wire core_rst = rst | idle_reset;
     wire s_tready;
-    always @(posedge clk) begin
+    always @(posedge cclk) begin
         if (core_rst) begin nbyte <= 0; nlane <= 0; beat_v <= 1'b0; quiet <= 0; end
         else begin
             if (beat_v & s_tready) beat_v <= 1'b0;
@@ -107,13 +107,13 @@ module insitu_shell (input clk_in, input uart_rx, output uart_tx, output trigger
     // the core
     wire m_valid, frame_error, d_valid; wire [{K * SW - 1}:0] m_scores; wire [{cw - 1}:0] m_class, d_class;
     reg m_ready;
-    {core_top} u_core (.clk(clk), .rst(core_rst), .s_tdata(beat), .s_tvalid(beat_v), .s_tready(s_tready),
+    {core_top} u_core (.clk(cclk), .rst(core_rst), .s_tdata(beat), .s_tvalid(beat_v), .s_tready(s_tready),
         .s_tlast(beat_last), .m_valid(m_valid), .m_ready(m_ready), .m_scores(m_scores), .m_class(m_class),
         .frame_error(frame_error), .d_valid(d_valid), .d_class(d_class));
     // trigger and LEDs
     reg [{clog2(trig + 1) - 1}:0] trig_left; reg [{cw - 1}:0] last_class;
     assign trigger = (trig_left != 0);
-    always @(posedge clk) begin
+    always @(posedge cclk) begin
         if (rst) begin trig_left <= 0; last_class <= 0; end
         else if (d_valid) begin
             last_class <= d_class;
@@ -127,7 +127,7 @@ module insitu_shell (input clk_in, input uart_rx, output uart_tx, output trigger
     {"".join(f"wire [{B * 8 - 1}:0] sc{k} = {{{{{B * 8 - SW}{{held_scores[{(k + 1) * SW - 1}]}}}}, held_scores[{k * SW} +: {SW}]}};" if B * 8 > SW else f"wire [{B * 8 - 1}:0] sc{k} = held_scores[{k * SW} +: {SW}];" for k in range(K))}
     reg [{clog2(nresp + 1) - 1}:0] to_send; reg [{clog2(nresp + 1) - 1}:0] idx; reg tx_start; reg [7:0] tx_byte;
     wire tx_busy;
-    insitu_uart_tx #(.CLKS_PER_BIT({spec.clks_per_bit})) u_tx (.clk(clk), .rst(rst), .start(tx_start),
+    insitu_uart_tx #(.CLKS_PER_BIT({spec.clks_per_bit})) u_tx (.clk(cclk), .rst(rst), .start(tx_start),
         .data(tx_byte), .tx(uart_tx), .busy(tx_busy));
     always @(*) begin
         tx_byte = 8'd0;
@@ -137,7 +137,7 @@ module insitu_shell (input clk_in, input uart_rx, output uart_tx, output trigger
             default: tx_byte = 8'd0;
         endcase
     end
-    always @(posedge clk) begin
+    always @(posedge cclk) begin
         m_ready <= 1'b0; tx_start <= 1'b0;
         if (rst) begin to_send <= 0; idx <= 0; end
         else if (to_send == 0) begin

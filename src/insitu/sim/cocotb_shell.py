@@ -54,7 +54,7 @@ async def shell_images(dut):
     bit_ns = cfg["clks_per_bit"] * PERIOD_NS
     nresp = 1 + cfg["n_classes"] * cfg["score_bytes"]
     dut.uart_rx.value = 1
-    cocotb.start_soon(Clock(dut.clk_in, PERIOD_NS, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     await Timer(50 * PERIOD_NS, unit="ns")
     got: list[int] = []
     widths: list[int] = []

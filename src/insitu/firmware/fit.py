@@ -1,0 +1,31 @@
+"""Does the design fit the device? Read from nextpnr's utilisation table when place and route failed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from insitu.boards import Board
+from insitu.errors import RTLError
+
+_ROW = re.compile(r"^Info:\s+([A-Za-z0-9_ ]+?):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def utilisation(log_text: str) -> dict[str, tuple[int, int]]:
+    """Cell type -> (used, available) from every utilisation table in a nextpnr log (the last one wins)."""
+    return {m.group(1).strip(): (int(m.group(2)), int(m.group(3))) for m in _ROW.finditer(log_text)}
+
+
+def check_fit_from_log(log: Path, board: Board, lanes: int) -> None:
+    """Raise a clear RTLError if the log shows a resource over 100%; return quietly otherwise."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return
+    over = {k: v for k, v in utilisation(text).items() if v[0] > v[1]}
+    if not over:
+        return
+    parts = ", ".join(f"{k} {u}/{a} ({100 * u / a:.0f}%, {u - a} too many)" for k, (u, a) in over.items())
+    raise RTLError(f"the design does not fit {board.name} ({board.device}): {parts}",
+                   f"use fewer pixel lanes (rtl.lanes, now {lanes}), fewer weight/activation bits, a larger "
+                   "latency_cutoff (fewer pipeline registers) or a larger device")

@@ -1,0 +1,78 @@
+"""The firmware part of report.md and its latency-vs-resources plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def latency_plot(points: list[dict[str, Any]], path: Path) -> Path | None:
+    """Decision latency (µs) against LUTs, one point per lane count / board built in this run."""
+    pts = [p for p in points if p.get("us") is not None and p.get("lut")]
+    if not pts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in pts:
+        ax.scatter(p["lut"], p["us"], s=40)
+        ax.annotate(f"P={p['lanes']} {p['board']}", (p["lut"], p["us"]), textcoords="offset points", xytext=(5, 5))
+    ax.axhline(14.5, color="grey", ls="--", lw=1)
+    ax.text(ax.get_xlim()[0], 14.5, " 14.5 µs (published sorter, 250 MHz KU035)", va="bottom", fontsize=8)
+    ax.set_xlabel("LUTs (post place and route)")
+    ax.set_ylabel("first pixel → decision (µs at Fmax)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def section(report: dict[str, Any], plot_name: str | None) -> list[str]:
+    rtl, impl, lat = report.get("rtl"), report.get("impl"), report.get("latency_us")
+    if not rtl:
+        return []
+    ok = "bit-exact" if rtl["vectors"] == rtl["bit_exact_vectors"] else "MISMATCH"
+    cyc = lat["cycles"] if lat else {}
+    lines = ["## Firmware (vendor-free)", "",
+             f"- RTL ({rtl['lanes']} pixel lanes, da4ml pipeline cut {rtl['latency_cutoff']}) simulated with "
+             f"{rtl['simulator']} + cocotb: **{rtl['bit_exact_vectors']} / {rtl['vectors']} images {ok}**.",
+             f"- Cycles: first pixel → decision {cyc.get('first_pixel_to_decision')}, last pixel → decision "
+             f"{cyc.get('after_last_pixel')}, pixel-in {cyc.get('pixel_in')} beats, initiation interval "
+             f"{cyc.get('ii')} (back-to-back images)."]
+    shell = report.get("shell_sim")
+    if shell:
+        lines.append(f"- Board shell simulated over its UART: {shell['exact_answers']} / {shell['images']} answers "
+                     f"exact, {shell['triggers']} trigger pulses of {shell['trigger_cycles']} cycles "
+                     f"(expected {shell['expected_triggers']}).")
+    if impl and impl.get("fmax_mhz"):
+        met = "met" if impl["timing_met"] else f"**NOT met** (asked {impl['target_mhz']} MHz)"
+        pc = impl.get("percent", {})
+        lines += [f"- {impl['board']} ({impl['device']}): Fmax **{impl['fmax_mhz']} MHz** after place and route, "
+                  f"timing {met}; LUT {impl['lut']:,} ({pc.get('lut', 0):.1f}%), FF {impl['ff']:,} "
+                  f"({pc.get('ff', 0):.1f}%), DSP {impl['dsp']} ({pc.get('dsp', 0):.1f}%), BRAM {impl['bram']} "
+                  f"({pc.get('bram', 0):.1f}%). Bitstream sha256 `{impl['bitstream_sha256'][:16]}…`.",
+                  "",
+                  "| latency at Fmax | µs |", "|---|---:|",
+                  f"| first pixel → decision | **{lat['first_pixel_to_decision']}** |",
+                  f"| compute after the last pixel | {lat['after_last_pixel']} |",
+                  f"| pixel-in time (input-bandwidth floor) | {lat['pixel_in']} |",
+                  "",
+                  f"The image takes {100 * (lat['input_bound_fraction'] or 0):.0f}% of the decision latency just to "
+                  "arrive: more pixel lanes, not a faster core, is what shortens it."]
+        if lat.get("bitstream_clock"):
+            b = lat["bitstream_clock"]
+            lines.append(f"At the bitstream's own clock ({b['mhz']:.2f} MHz from the PLL): first pixel → decision "
+                         f"{b['first_pixel_to_decision']} µs.")
+    elif impl:
+        lines.append(f"- {impl['board']} ({impl['device']}): pre-place-and-route **estimate** (Yosys synth_xilinx): "
+                     f"LUT {impl['lut']:,}, FF {impl['ff']:,}, DSP {impl['dsp']}, BRAM {impl['bram']}; no timing.")
+    if plot_name:
+        lines += ["", f"![latency vs resources]({plot_name})"]
+    return lines + [""]

@@ -1,0 +1,117 @@
+"""Step `firmware`: the board shell around the core, simulated over its UART, then a bitstream (open flow) or a
+labelled resource estimate (AMD boards), written as a self-contained bundle in firmware/<board>/.
+
+The bundle is assembled in a staging folder and swapped in whole, so an interrupted or failed build leaves
+the previous bundle as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+
+from insitu.boards import get_board
+from insitu.config import RunConfig
+from insitu.errors import ConfigError, RTLError, ToolError
+from insitu.firmware import estimate, open_flow
+from insitu.firmware.fit import check_fit_from_log
+from insitu.pipeline import StepResult
+from insitu.reports.latency import latency_section
+from insitu.rtl import shell
+from insitu.rundir import RunDir, atomic_replace_dir, atomic_write_json, sha256_file
+from insitu.sim.rtl import pick_simulator
+from insitu.sim.shell_sim import simulate_shell
+from insitu.sim.vectors import load_vectors
+
+TOP = "insitu_shell"
+
+
+def _shell_spec(cfg: RunConfig, design: dict, board, clock_mhz: float) -> shell.ShellSpec:
+    return shell.ShellSpec(design["lanes"], design["pixel_bits"], design["height"] * design["width"],
+                           design["n_classes"], design["score_type"]["width"], len(board.pins.leds) or 1,
+                           clock_mhz, cfg.firmware.baud, cfg.firmware.trigger_class, cfg.firmware.trigger_us)
+
+
+def run(cfg: RunConfig, run: RunDir) -> StepResult:
+    if not cfg.firmware.enabled:
+        raise ConfigError("firmware.enabled is false", "remove the firmware step or set firmware.enabled=true")
+    board = get_board(cfg.firmware.board)
+    design = json.loads(run.path("rtl", "design.json").read_text())
+    core_files = [run.path("rtl", "verilog", f) for f in design["files"]]
+    vec_path = run.path("export", "vectors.npz")
+    staging = run.path(f".firmware-staging-{board.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "verilog").mkdir(parents=True)
+    for f in core_files:
+        shutil.copy(f, staging / "verilog" / f.name)
+    shutil.copy(shell.uart_file(), staging / "verilog" / shell.uart_file().name)
+    if board.flow == "open-ecp5":
+        clkgen, clock = shell.clkgen_ecp5(board.clock_mhz, cfg.firmware.clock_mhz)
+    else:
+        clkgen, clock = shell.clkgen_passthrough(), board.clock_mhz
+    spec = _shell_spec(cfg, design, board, clock)
+    (staging / "verilog" / "insitu_shell.v").write_text(shell.generate(spec))
+    (staging / "verilog" / "insitu_clkgen.v").write_text(clkgen)
+    verilog = sorted((staging / "verilog").glob("*.v"))
+    summary: dict = {"board": board.name, "device": board.device, "flow": board.flow, "clock_mhz": round(clock, 4),
+                     "uart_baud": spec.baud, "protocol": {"image_bytes": spec.pixels, "answer_bytes":
+                                                          1 + spec.n_classes * spec.score_bytes,
+                                                          "score_bytes": spec.score_bytes}}
+    # the whole shell in simulation: UART bytes in, answer and trigger out (a fast baud, same logic)
+    if cfg.firmware.shell_sim_images:
+        fast = shell.ShellSpec(**{**spec.__dict__, "baud": max(1, round(clock * 1e6 / 8))})
+        vec = load_vectors(vec_path)
+        n = min(cfg.firmware.shell_sim_images, len(vec.images))
+        sim = simulate_shell(core_files, fast, vec_path, vec.expected, n, staging / "shell_sim",
+                             pick_simulator(cfg.rtl.simulator), cfg.rtl.timeout_s)
+        summary["shell_sim"] = sim.to_dict()
+        shutil.rmtree(staging / "shell_sim", ignore_errors=True)
+        shutil.rmtree(staging / "shell_sim_src", ignore_errors=True)
+    tools: dict = {}
+    if board.flow in ("open-ecp5", "open-ice40"):
+        try:
+            res = open_flow.build(board, verilog, TOP, staging / "build", clock, cfg.firmware.seed,
+                                  cfg.firmware.timeout_s)
+        except ToolError:
+            check_fit_from_log(staging / "build" / "nextpnr.log", board, design["lanes"])
+            raise
+        bit = staging / res.bitstream.name
+        shutil.copy(res.bitstream, bit)
+        rep = res.report
+        summary["impl"] = {"board": board.name, "device": board.device, "fmax_mhz": round(rep.fmax_mhz, 2),
+                           "target_mhz": round(rep.target_mhz, 2), "timing_met": rep.timing_met,
+                           **{k: rep.used.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
+                           "available": rep.available,
+                           "percent": {k: round(rep.percent(k), 2) for k in ("lut", "ff", "dsp", "bram")},
+                           "bitstream": bit.name, "bitstream_sha256": res.bitstream_sha256,
+                           "seconds": res.seconds, "seed": cfg.firmware.seed}
+        tools = dict(res.tools)
+        shutil.copy(staging / "build" / f"{TOP}.{'lpf' if board.flow == 'open-ecp5' else 'pcf'}", staging)
+    elif board.flow in ("estimate", "vivado"):
+        est = estimate.estimate(board, [f for f in verilog if f.name not in ("insitu_shell.v", "insitu_clkgen.v")
+                                        and f.name != shell.uart_file().name], design["top"],
+                                staging / "estimate", cfg.firmware.timeout_s)
+        summary["impl"] = {"board": board.name, "device": board.device, "fmax_mhz": None, "timing_met": None,
+                           **{k: est.resources.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
+                           "estimate": est.to_dict(), "bitstream": None, "bitstream_sha256": None}
+        tools = {"yosys": est.tool}
+    else:  # pragma: no cover - Flow is a closed Literal
+        raise RTLError(f"unknown flow {board.flow}", "")
+    rtl_sim = json.loads(run.path("rtl", "rtl_sim.json").read_text())
+    summary["lanes"] = design["lanes"]
+    summary["rtl"] = rtl_sim
+    summary["latency_us"] = latency_section(rtl_sim, summary["impl"], clock)
+    shutil.copy(vec_path, staging / "vectors.npz")
+    atomic_write_json(staging / "impl.json", summary)
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    manifest = {"board": board.name, "device": board.device, "tools": tools, "python": platform.python_version(),
+                "files": {str(p.relative_to(staging)): sha256_file(p) for p in files}}
+    atomic_write_json(staging / "bundle.json", manifest)
+    final = run.path("firmware", board.name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    atomic_replace_dir(staging, final)
+    outs = [final / "impl.json", final / "bundle.json"]
+    if summary["impl"].get("bitstream"):
+        outs.append(final / summary["impl"]["bitstream"])
+    return StepResult(outs, summary, tools)
