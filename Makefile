@@ -7,6 +7,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
+	# Icarus Verilog (RTL simulation) from Debian when it is missing and we may install system packages.
+	command -v iverilog >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog); } || \
+		echo "warning: iverilog not found; install it (Debian: apt-get install iverilog) for Icarus simulation"
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the local CPU wheel; anything later that depends on torch accepts it as is.
 	$(PY) -m pip install -q torch==2.13.0

@@ -114,3 +114,36 @@ def tool_version(name: str, flag: str = "--version") -> str | None:
         return None
     text = (out.stdout or out.stderr).strip().splitlines()
     return text[0] if text else None
+
+
+def run_tools_parallel(jobs: list[tuple[list[str], Path, Path]], timeout_s: float) -> list[int]:
+    """Run several (argv, cwd, log_path) at once under one shared deadline; returns their exit codes.
+    On timeout every job still running is killed and a ToolError names the first one."""
+    procs = []
+    handles = []
+    try:
+        for argv, cwd, log_path in jobs:
+            exe = os.path.abspath(argv[0]) if "/" in argv[0] else find_tool(argv[0])
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(log_path, "w")  # noqa: SIM115 - closed below
+            handles.append(fh)
+            fh.write("$ " + " ".join([exe, *argv[1:]]) + "\n")
+            fh.flush()
+            procs.append(subprocess.Popen([exe, *argv[1:]], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL))
+        deadline = time.monotonic() + timeout_s
+        codes = []
+        for (argv, _, log_path), proc in zip(jobs, procs):
+            try:
+                codes.append(proc.wait(timeout=max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired as exc:
+                raise ToolError(f"'{argv[0]}' did not finish within {timeout_s:.0f} s (log: {log_path})",
+                                "raise the timeout in the config") from exc
+        return codes
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for fh in handles:
+            fh.close()

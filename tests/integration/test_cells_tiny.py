@@ -48,6 +48,39 @@ def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_run_ends_with_a_bitstream_and_a_latency_report(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    rtl, impl, lat = report["rtl"], report["impl"], report["latency_us"]
+    assert rtl["vectors"] == rtl["bit_exact_vectors"] == 40 and rtl["simulator"] == "icarus"
+    assert rtl["ii_cycles"] == rtl["beats_per_image"] == 24 * 24 // 2
+    assert rtl["latency_cycles_first_to_valid"] > rtl["latency_cycles_last_to_valid"]
+    assert impl["board"] == "ulx3s-85f" and impl["device"] == "LFE5U-85F"
+    assert 20 < impl["fmax_mhz"] < 400 and impl["lut"] > 100 and impl["ff"] > 100
+    bundle = tiny_run / "firmware" / "ulx3s-85f"
+    bit = bundle / impl["bitstream"]
+    from insitu.rundir import sha256_file
+
+    assert bit.stat().st_size > 100_000 and sha256_file(bit) == impl["bitstream_sha256"]
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert sha256_file(bundle / name) == digest
+    assert {"insitu_shell.v", "insitu_core.v", "insitu_uart.v", "insitu_clkgen.v"} <= {
+        p.name for p in (bundle / "verilog").iterdir()}
+    assert (bundle / "insitu_shell.lpf").exists() and (bundle / "vectors.npz").exists()
+    shell = report["shell_sim"]
+    assert shell["exact_answers"] == shell["images"] == 2
+    assert lat["at_mhz"] == impl["fmax_mhz"]
+    assert lat["first_pixel_to_decision"] == pytest.approx(rtl["latency_cycles_first_to_valid"] / impl["fmax_mhz"],
+                                                           abs=1e-3)
+    md = (tiny_run / "report.md").read_text()
+    assert "Firmware (vendor-free)" in md and "first pixel → decision" in md
+    assert (tiny_run / "latency_vs_resources.png").exists()
+    # programming the bundle: the exact command, nothing run
+    proc = _cli("program", "--board", "ulx3s-85f", "--out", str(tiny_run), "--dry-run")
+    assert proc.stdout.strip().endswith(str(bit.resolve())) and "openFPGALoader" in proc.stdout
+
+
+@pytest.mark.slow
 def test_resume_and_single_stage_rerun(tiny_run):
     before = json.loads((tiny_run / "manifest.json").read_text())["stages"]["teacher"]["outputs"]
     proc = _cli("run", "cells", "--preset", "tiny", "--out", str(tiny_run))
@@ -81,12 +114,15 @@ def test_lymphomnist_idx_folder_two_class(tmp_path):
         write_idx(folder / f"{split}_images.gz", x)
         write_idx(folder / f"{split}_labels.gz", y.astype("uint8"))
     out = tmp_path / "run"
-    _cli("run", "cells", "--preset", "tiny", "--data", str(folder), "--set", "data.classes=2", "--out", str(out))
+    _cli("run", "cells", "--preset", "tiny", "--data", str(folder), "--set", "data.classes=2",
+         "--set", "firmware.enabled=false", "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"]["name"] == "lymphomnist:lymphomnist" and report["dataset"]["classes"] == ["B", "T"]
     assert report["dataset"]["sizes"] == {"train": 240, "pool": 60, "test": 90}
     assert report["csim"]["vectors"] == report["csim"]["bit_exact_vectors"] == 90
     assert report["student"]["distill_mode"] == "labelled"  # the pool is smaller than the labelled set
+    assert report["rtl"]["vectors"] == report["rtl"]["bit_exact_vectors"] == 40  # 2 classes through the RTL too
+    assert report["impl"] is None and not (out / "firmware").exists()
 
 
 @pytest.mark.slow
@@ -95,7 +131,8 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
     import time
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", "--out", str(out)],
+    no_fw = ["--set", "firmware.enabled=false"]
+    proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", *no_fw, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = out / "manifest.json"
     deadline = time.monotonic() + 300
@@ -111,7 +148,42 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
     stages = json.loads(manifest.read_text())["stages"]
     assert "data" in stages and "report" not in stages
     data_hash = stages["data"]["outputs"]
-    again = _cli("run", "cells", "--preset", "tiny", "--out", str(out))
+    again = _cli("run", "cells", "--preset", "tiny", *no_fw, "--out", str(out))
     assert "step data up to date" in again.stderr
     final = json.loads(manifest.read_text())["stages"]
     assert final["data"]["outputs"] == data_hash and "report" in final
+
+
+@pytest.mark.slow
+def test_missed_timing_still_builds_and_a_hanging_tool_keeps_the_bundle(tiny_run, tmp_path):
+    import os
+
+    from insitu.rundir import sha256_file
+
+    bundle = tiny_run / "firmware" / "ulx3s-85f"
+    # a clock the design cannot reach: built anyway, marked, the achieved Fmax reported
+    _cli("firmware", "--out", str(tiny_run), "--set", "firmware.clock_mhz=400")
+    impl = json.loads((bundle / "impl.json").read_text())["impl"]
+    assert impl["timing_met"] is False and impl["fmax_mhz"] < impl["target_mhz"]
+    assert (bundle / impl["bitstream"]).exists()
+    _cli("report", "--out", str(tiny_run))
+    assert "timing **NOT met** (asked" in (tiny_run / "report.md").read_text()
+    before = {p.name: sha256_file(p) for p in bundle.iterdir() if p.is_file()}
+    # a synthesis tool that hangs: killed at the timeout, named, and the previous bundle is untouched
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "yosys").write_text("#!/bin/sh\nsleep 60\n")
+    (fake / "yosys").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([INSITU, "firmware", "--out", str(tiny_run), "--set", "firmware.timeout_s=3",
+                           "--set", "firmware.shell_sim_images=0"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "'yosys' did not finish within 3 s" in err
+    assert {p.name: sha256_file(p) for p in bundle.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_unknown_board_is_named_with_the_known_ones(tiny_run):
+    proc = _cli("build", "--board", "ulx3s-99f", "--out", str(tiny_run), check=False)
+    assert proc.returncode == 2 and "ulx3s-99f" in proc.stderr and "ulx3s-85f" in proc.stderr

@@ -15,7 +15,7 @@ from insitu.toolexec import find_tool, run_tool, tool_version
 
 #: Yosys cell types -> reported resource.
 XILINX_CELLS = {"lut": re.compile(r"^LUT\d$"), "ff": re.compile(r"^FD[A-Z]*$"), "dsp": re.compile(r"^DSP48E\d?$"),
-                "bram": re.compile(r"^RAMB(18|36)E\d$"), "lutram": re.compile(r"^RAM\d+[XM]"),
+                "bram": re.compile(r"^RAMB(18|36)E\d$"), "lutram": re.compile(r"^(RAM\d+[XM]|SRL)"),
                 "carry": re.compile(r"^CARRY\d$")}
 
 

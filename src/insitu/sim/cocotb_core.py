@@ -36,9 +36,12 @@ def _signed(v: int, width: int, signed: bool) -> int:
 
 @cocotb.test()
 async def stream_images(dut):
-    cfg = json.loads(open(os.environ["INSITU_SIM_CONFIG"]).read())
+    with open(os.environ["INSITU_SIM_CONFIG"]) as fh:
+        cfg = json.load(fh)
     with np.load(cfg["vectors"], allow_pickle=False) as z:
         images = z["images"][: cfg["count"]]
+    index = np.array_split(np.arange(len(images)), cfg.get("shards", 1))[cfg.get("shard", 0)]
+    images = images[index]
     lanes, n_cls, sw = cfg["lanes"], cfg["n_classes"], cfg["score_width"]
     rng = np.random.default_rng(cfg["seed"])
     pv, pr = cfg["valid_prob"], cfg["ready_prob"]
@@ -90,5 +93,5 @@ async def stream_images(dut):
         dut.s_tvalid.value = int(driving)
         ready_out = pr >= 1.0 or rng.random() < pr
         dut.m_ready.value = int(ready_out)
-    np.savez(cfg["out"], scores=scores, classes=classes, first=first, last=last, valid=valid_at,
+    np.savez(cfg["out"], index=index, scores=scores, classes=classes, first=first, last=last, valid=valid_at,
              frame_error=np.array(int(dut.frame_error.value)), edges=np.array(edge))

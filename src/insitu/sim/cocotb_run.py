@@ -22,10 +22,17 @@ def main(cfg_path: str) -> int:
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
     runner = get_runner(sim)
     build_dir = Path(cfg["build_dir"])
-    runner.build(sources=[Path(f) for f in cfg["sources"]], hdl_toplevel=cfg["top"], build_dir=build_dir,
-                 timescale=("1ns", "1ps"), always=True, build_args=build_args)
-    xml = runner.test(test_module=cfg["test_module"], hdl_toplevel=cfg["top"], build_dir=build_dir,
-                      test_dir=build_dir, extra_env={"INSITU_SIM_CONFIG": str(Path(cfg_path).resolve())})
+    mode = cfg.get("mode", "all")  # "build" once, then several "test" shards may share the build
+    if mode in ("all", "build"):
+        runner.build(sources=[Path(f) for f in cfg["sources"]], hdl_toplevel=cfg["top"], build_dir=build_dir,
+                     timescale=("1ns", "1ps"), always=True, build_args=build_args)
+    if mode == "build":
+        return 0
+    test_dir = Path(cfg.get("test_dir", build_dir))
+    test_dir.mkdir(parents=True, exist_ok=True)
+    xml = runner.test(test_module=cfg["test_module"], hdl_toplevel=cfg["top"], hdl_toplevel_lang="verilog",
+                      build_dir=build_dir, test_dir=test_dir,
+                      extra_env={"INSITU_SIM_CONFIG": str(Path(cfg_path).resolve())})
     _, failed = get_results(Path(xml))
     return 1 if failed else 0
 

@@ -45,7 +45,7 @@ def simulate_shell(core_files: list[Path], spec: shell.ShellSpec, vectors: Path,
     files = [src / "insitu_shell.v", src / "insitu_clkgen_sim.v", shell.uart_file(), *core_files]
     cfg = {"vectors": str(vectors.resolve()), "count": int(count), "clks_per_bit": spec.clks_per_bit,
            "n_classes": spec.n_classes, "score_bytes": spec.score_bytes}
-    out = run_cocotb(files, "insitu_shell", "insitu.sim.cocotb_shell", cfg, work, simulator, timeout_s)
+    out = run_cocotb(files, "insitu_shell", "insitu.sim.cocotb_shell", cfg, work, simulator, timeout_s)[0]
     with np.load(out, allow_pickle=False) as z:
         answers, widths = z["answers"], z["trigger_widths"]
     classes, scores = decode(answers, spec.n_classes, spec.score_bytes)

@@ -13,7 +13,7 @@ import shutil
 
 from insitu.boards import get_board
 from insitu.config import RunConfig
-from insitu.errors import ConfigError, RTLError, ToolError
+from insitu.errors import RTLError, ToolError
 from insitu.firmware import estimate, open_flow
 from insitu.firmware.fit import check_fit_from_log
 from insitu.pipeline import StepResult
@@ -35,7 +35,7 @@ def _shell_spec(cfg: RunConfig, design: dict, board, clock_mhz: float) -> shell.
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
     if not cfg.firmware.enabled:
-        raise ConfigError("firmware.enabled is false", "remove the firmware step or set firmware.enabled=true")
+        return StepResult([], {"skipped": "firmware.enabled=false"})
     board = get_board(cfg.firmware.board)
     design = json.loads(run.path("rtl", "design.json").read_text())
     core_files = [run.path("rtl", "verilog", f) for f in design["files"]]
