@@ -31,7 +31,6 @@ def generate(name: str, weight: np.ndarray, bias: np.ndarray, hw: tuple[int, int
     C, XB, WB = channels, x_type.width, w_type.width
     at = acc_type(weight, bias, x_type)
     AW = at.width
-    pw = WB + XB + 1 + clog2(C) + 1  # product sum of C terms
     score_t = requant[1] if requant else FixedType(True, AW, out_frac)
     SW = score_t.width
     cw = clog2(n_out)
@@ -55,19 +54,47 @@ def generate(name: str, weight: np.ndarray, bias: np.ndarray, hw: tuple[int, int
                 word |= (int(weight[k, c * npos + p]) & ((1 << WB) - 1)) << ((k * C + c) * WB)
         v.append(f"            {p}: rom <= {RW}'h{word:x};")
     v.append(f"            default: rom <= {RW}'h0;\n        endcase\n    end")
-    v.append("    reg v2, first2, last2, v3;")
+    # pipeline: ROM word re-registered (block-RAM outputs are slow), products registered, then an adder
+    # tree with a register after every 4-input level, then the accumulation
+    v.append(f"    reg [{RW - 1}:0] w2; reg [{C * XB - 1}:0] x2;")
+    v.append("    always @(posedge clk) begin w2 <= rom; x2 <= x1; end")
+    xs = "$signed({1'b0, x2[%d +: %d]})" if not x_type.signed else "$signed(x2[%d +: %d])"
+    pw0 = WB + XB + 1
+    level = [[f"p{k}_{c}" for c in range(C)] for k in range(n_out)]
+    prods = []
     for k in range(n_out):
-        v.append(f"    reg signed [{pw - 1}:0] s2_{k}; reg signed [{AW - 1}:0] acc{k};")
-    xs = "$signed({1'b0, x1[%d +: %d]})" if not x_type.signed else "$signed(x1[%d +: %d])"
-    sums = []
+        for c in range(C):
+            v.append(f"    reg signed [{pw0 - 1}:0] p{k}_{c};")
+            prods.append(f"p{k}_{c} <= $signed(w2[{(k * C + c) * WB} +: {WB}]) * {xs % (c * XB, XB)};")
+    v.append("    always @(posedge clk) begin\n        " + "\n        ".join(prods) + "\n    end")
+    depth, width = 0, pw0
+    while len(level[0]) > 1:
+        depth += 1
+        width += 2
+        nxt = []
+        body = []
+        for k in range(n_out):
+            groups = [level[k][i:i + 4] for i in range(0, len(level[k]), 4)]
+            names = []
+            for g, terms in enumerate(groups):
+                nm = f"t{depth}_{k}_{g}"
+                v.append(f"    reg signed [{width - 1}:0] {nm};")
+                body.append(f"{nm} <= " + " + ".join(terms) + ";")
+                names.append(nm)
+            nxt.append(names)
+        v.append("    always @(posedge clk) begin\n        " + "\n        ".join(body) + "\n    end")
+        level = nxt
+    lag = 2 + depth  # dv[i] is valid i + 1 edges after in_valid: w2 (2), products (3), each tree level (+1)
+    v.append(f"    reg dv [1:{lag}]; reg df [1:{lag}]; reg dl [1:{lag}]; reg v3; integer i;")
+    v.append("    always @(posedge clk) begin\n        dv[1] <= v1 & ~rst; df[1] <= first1; dl[1] <= last1;\n"
+             f"        for (i = 2; i <= {lag}; i = i + 1) begin dv[i] <= dv[i-1] & ~rst; df[i] <= df[i-1]; "
+             "dl[i] <= dl[i-1]; end\n    end")
     for k in range(n_out):
-        terms = [f"$signed(rom[{(k * C + c) * WB} +: {WB}]) * {xs % (c * XB, XB)}" for c in range(C)]
-        sums.append(f"s2_{k} <= " + " + ".join(terms) + ";")
-    v.append("    always @(posedge clk) begin v2 <= v1 & ~rst; first2 <= first1; last2 <= last1;\n        "
-             + "\n        ".join(sums) + "\n    end")
+        v.append(f"    reg signed [{AW - 1}:0] acc{k};")
     init = "\n            ".join(
-        f"acc{k} <= (first2 ? $signed({const(int(bias[k]), AW)}) : acc{k}) + s2_{k};" for k in range(n_out))
-    v.append(f"    always @(posedge clk) begin\n        v3 <= v2 & last2 & ~rst;\n        if (v2) begin\n            {init}\n        end\n    end")
+        f"acc{k} <= (df[{lag}] ? $signed({const(int(bias[k]), AW)}) : acc{k}) + {level[k][0]};" for k in range(n_out))
+    v.append(f"    always @(posedge clk) begin\n        v3 <= dv[{lag}] & dl[{lag}] & ~rst;\n        if (dv[{lag}]) begin"
+             f"\n            {init}\n        end\n    end")
     # scores (optionally requantised) and argmax (the first maximum wins, as numpy's argmax)
     for k in range(n_out):
         if requant:
