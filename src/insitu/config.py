@@ -98,6 +98,9 @@ class FirmwareConfig(_Strict):
     trigger_class: int = Field(0, ge=0, description="the class whose decision pulses the trigger output")
     trigger_us: float = Field(1.0, gt=0, le=1e6, description="trigger pulse length")
     seed: int = Field(1, ge=0, description="nextpnr placement seed")
+    router: Literal["router1", "router2"] = Field(
+        "router2", description="nextpnr router: router2 routes a large core about 2x faster, router1 reaches a "
+                               "higher Fmax (timing-driven)")
     shell_sim_images: int = Field(2, ge=0, le=1000, description="images sent through the simulated UART shell")
     timeout_s: float = Field(3600, gt=0, description="per tool call")
 

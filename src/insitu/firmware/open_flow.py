@@ -30,26 +30,27 @@ class FlowResult:
     tools: dict[str, str | None]
 
 
-def _steps(board: Board, top: str, freq_mhz: float, seed: int) -> list[list[str]]:
+def _steps(board: Board, top: str, freq_mhz: float, seed: int, router: str = "router1") -> list[list[str]]:
     if board.flow == "open-ecp5":
         return [["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"],
                 ["nextpnr-ecp5", board.nextpnr_device, "--package", board.package, "--speed", board.speed,
                  "--json", f"{top}.json", "--lpf", f"{top}.lpf", "--textcfg", f"{top}.config",
                  "--report", "report.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-                 "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+                 "--timing-allow-fail", "--router", router, "-q", "-l", "nextpnr.log"],
                 ["ecppack", "--compress", f"{top}.config", f"{top}.bit"]]
     if board.flow == "open-ice40":
         return [["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"],
                 ["nextpnr-ice40", board.nextpnr_device, "--package", board.package, "--json", f"{top}.json",
                  "--pcf", f"{top}.pcf", "--asc", f"{top}.asc", "--report", "report.json", "--freq",
-                 f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+                 f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail", "--router", router, "-q", "-l",
+                 "nextpnr.log"],
                 ["icepack", f"{top}.asc", f"{top}.bin"]]
     raise ConfigError(f"board {board.name} is built by the {board.flow!r} flow, not the open flow",
                       "choose an ECP5 or iCE40 board (see `insitu boards`)")
 
 
 def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float,
-                  seed: int, parameters: dict[str, int] | None = None) -> list[list[str]]:
+                  seed: int, parameters: dict[str, int] | None = None, router: str = "router1") -> list[list[str]]:
     """Copy the sources in and write synth.ys (with the top's parameters), the pin constraints and run.sh;
     returns the command list."""
     src = build_dir / "src"
@@ -65,7 +66,7 @@ def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, 
         + f"hierarchy -top {top}{chparam}\n{synth} -top {top} -json {top}.json\n")
     ext = "lpf" if board.flow == "open-ecp5" else "pcf"
     (build_dir / f"{top}.{ext}").write_text(constraints(board))
-    steps = _steps(board, top, freq_mhz, seed)
+    steps = _steps(board, top, freq_mhz, seed, router)
     (build_dir / "run.sh").write_text("#!/usr/bin/env bash\n# Re-run this build by hand (yowasp-<tool> also works).\n"
                                       "set -euo pipefail\ncd \"$(dirname \"$0\")\"\n"
                                       + "".join(shlex.join(s) + "\n" for s in steps))
@@ -73,10 +74,11 @@ def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, 
 
 
 def build(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float | None = None,
-          seed: int = 1, timeout_s: float = 1800, parameters: dict[str, int] | None = None) -> FlowResult:
+          seed: int = 1, timeout_s: float = 1800, parameters: dict[str, int] | None = None,
+          router: str = "router1") -> FlowResult:
     """Synthesise, place, route and pack `top` for `board` in `build_dir`."""
     freq = freq_mhz or board.clock_mhz
-    steps = write_scripts(board, verilog, top, build_dir, freq, seed, parameters)
+    steps = write_scripts(board, verilog, top, build_dir, freq, seed, parameters, router)
     seconds, tools = {}, {}
     for argv in steps:
         exe = find_tool(argv[0])

@@ -72,7 +72,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     if board.flow in ("open-ecp5", "open-ice40"):
         try:
             res = open_flow.build(board, verilog, TOP, staging / "build", clock, cfg.firmware.seed,
-                                  cfg.firmware.timeout_s)
+                                  cfg.firmware.timeout_s, router=cfg.firmware.router)
         except ToolError:
             check_fit_from_log(staging / "build" / "nextpnr.log", board, design["lanes"])
             raise
@@ -85,7 +85,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
                            "available": rep.available,
                            "percent": {k: round(rep.percent(k), 2) for k in ("lut", "ff", "dsp", "bram")},
                            "bitstream": bit.name, "bitstream_sha256": res.bitstream_sha256,
-                           "seconds": res.seconds, "seed": cfg.firmware.seed}
+                           "seconds": res.seconds, "seed": cfg.firmware.seed, "router": cfg.firmware.router}
         tools = dict(res.tools)
         shutil.copy(staging / "build" / f"{TOP}.{'lpf' if board.flow == 'open-ecp5' else 'pcf'}", staging)
     elif board.flow in ("estimate", "vivado"):
