@@ -79,8 +79,8 @@ class HLSConfig(_Strict):
 
 
 class RTLConfig(_Strict):
-    architecture: Literal["auto", "streaming"] = Field(
-        "auto", description="auto: streaming for image CNNs (the only architecture the cells student needs)")
+    architecture: Literal["auto", "streaming", "unrolled"] = Field(
+        "auto", description="auto: streaming for models with convolutions, unrolled (a sample per clock) for MLPs")
     lanes: int = Field(4, ge=1, le=64, description="pixels per clock on the input stream (P)")
     latency_cutoff: float = Field(2.0, gt=0, le=64, description="da4ml pipeline cut: adder depth per register stage")
     simulator: Literal["auto", "icarus", "verilator"] = Field(
@@ -93,7 +93,9 @@ class RTLConfig(_Strict):
 class FirmwareConfig(_Strict):
     enabled: bool = Field(True, description="build a bitstream (false: stop after the RTL simulation)")
     board: str = Field("ulx3s-85f", description="board name, see `insitu boards`")
-    clock_mhz: float = Field(100.0, gt=1, le=800, description="core clock asked of the board's PLL")
+    clock_mhz: float = Field(50.0, gt=1, le=800,
+                             description="core clock asked of the board's PLL; 50 MHz is met by the full cells core "
+                                         "on ECP5-85F, the report also gives the latency at the achieved Fmax")
     baud: int = Field(115200, ge=1200, le=12_000_000)
     trigger_class: int = Field(0, ge=0, description="the class whose decision pulses the trigger output")
     trigger_us: float = Field(1.0, gt=0, le=1e6, description="trigger pulse length")

@@ -86,3 +86,24 @@ def test_models_without_convolutions_are_refused(tmp_path):
     mlp = QuantModel([m.layers[0], Flatten("f"), m.layers[-1]], m.class_names)
     with pytest.raises(RTLError, match="at least one convolution"):
         generate(mlp, tmp_path, 1, 2)
+
+
+def test_unrolled_mlp_is_bit_exact_with_gaps(tmp_path):
+    from insitu.ir.synthetic import random_mlp
+    from insitu.rtl import unrolled
+
+    model = random_mlp(1, size=4, hidden=(8, 6))
+    vec, expected = _vectors(model, 30, tmp_path)
+    design = unrolled.generate(model, tmp_path / "v", 2)
+    assert design.beats == 1 and design.to_dict()["architecture"] == "unrolled"
+    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim", 30, 0.7, 0.6, simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == 30
+    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim2", 30, simulator="icarus")
+    assert r.ii_cycles == 1  # a sample per clock, back to back
+
+
+def test_unrolled_refuses_convolutions(tmp_path):
+    from insitu.rtl import unrolled
+
+    with pytest.raises(RTLError, match="Dense and Requant layers only"):
+        unrolled.generate(random_model(0, size=12), tmp_path, 2)

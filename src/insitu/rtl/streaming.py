@@ -38,13 +38,14 @@ class StreamDesign:
     files: list[Path] = field(default_factory=list)
     kernels: list[dict] = field(default_factory=list)
     pipeline_cycles: int = 0
+    architecture: str = "streaming"
 
     @property
     def beats(self) -> int:
         return self.height * self.width // self.lanes
 
     def to_dict(self) -> dict:
-        return {"architecture": "streaming", "top": self.top, "lanes": self.lanes, "pixel_bits": self.pixel_bits,
+        return {"architecture": self.architecture, "top": self.top, "lanes": self.lanes, "pixel_bits": self.pixel_bits,
                 "height": self.height, "width": self.width, "beats_per_image": self.beats,
                 "n_classes": self.n_classes, "score_type": self.score_type.to_dict(),
                 "files": [p.name for p in self.files], "kernels": self.kernels}

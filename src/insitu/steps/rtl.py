@@ -9,7 +9,7 @@ import shutil
 from insitu.config import RunConfig
 from insitu.ir.model import QuantModel
 from insitu.pipeline import StepResult
-from insitu.rtl import streaming
+from insitu.rtl import streaming, unrolled
 from insitu.rundir import RunDir, atomic_replace_dir, atomic_write_json
 from insitu.sim.rtl import pick_simulator, simulate
 from insitu.sim.vectors import load_vectors
@@ -24,13 +24,19 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     vec = load_vectors(vec_path)
     staging = run.path(".rtl-staging")
     shutil.rmtree(staging, ignore_errors=True)
-    design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
+    arch = cfg.rtl.architecture
+    if arch == "auto":
+        arch = "streaming" if unrolled.has_convolutions(qm) else "unrolled"
+    if arch == "streaming":
+        design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
+    else:
+        design = unrolled.generate(qm, staging / "verilog", cfg.rtl.latency_cutoff)
     sim = pick_simulator(cfg.rtl.simulator)
     n = cfg.rtl.sim_vectors or (len(vec.images) if sim == "verilator" else ICARUS_DEFAULT_VECTORS)
     n = min(n, len(vec.images))
     result = simulate(design.files, design.to_dict(), vec_path, vec.expected, staging / "sim", n,
                       simulator=sim, timeout_s=cfg.rtl.timeout_s)
-    summary = {"rtl": {**result.to_dict(), "simulator": sim, "lanes": design.lanes,
+    summary = {"rtl": {**result.to_dict(), "simulator": sim, "architecture": arch, "lanes": design.lanes,
                        "beats_per_image": design.beats, "latency_cutoff": cfg.rtl.latency_cutoff},
                "design": design.to_dict()}
     atomic_write_json(staging / "design.json", design.to_dict())
