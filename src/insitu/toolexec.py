@@ -80,11 +80,13 @@ def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check
             proc = subprocess.run(full, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s,
                                   stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise ToolError(f"'{argv[0]}' did not finish within {timeout_s:.0f} s (log: {log_path})",
+            raise ToolError(f"'{Path(argv[0]).name}' did not finish within {timeout_s:.0f} s and was stopped "
+                            f"({exe}; log: {log_path})",
                             "raise the timeout in the config or check the tool is not waiting for input") from exc
     result = ToolResult(tuple(full), proc.returncode, time.monotonic() - t0, log_path)
     if check and proc.returncode != 0:
-        raise ToolError(f"'{argv[0]}' failed with exit code {proc.returncode} (log: {log_path}):\n{_tail(log_path)}",
+        raise ToolError(f"'{Path(argv[0]).name}' failed with exit code {proc.returncode} (log: {log_path}):\n"
+                        f"{_tail(log_path)}",
                         "read the log above; the generated scripts can be re-run by hand from " + str(cwd))
     return result
 
@@ -137,8 +139,8 @@ def run_tools_parallel(jobs: list[tuple[list[str], Path, Path]], timeout_s: floa
             try:
                 codes.append(proc.wait(timeout=max(0.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired as exc:
-                raise ToolError(f"'{argv[0]}' did not finish within {timeout_s:.0f} s (log: {log_path})",
-                                "raise the timeout in the config") from exc
+                raise ToolError(f"'{Path(argv[0]).name}' did not finish within {timeout_s:.0f} s and was stopped "
+                                f"(log: {log_path})", "raise the timeout in the config") from exc
         return codes
     finally:
         for proc in procs:
