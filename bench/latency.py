@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -49,7 +48,7 @@ def cpu_student_us(run: Path, iters: int = 2000) -> float | None:
 
 
 def sweep_one(qm: QuantModel, vec_path: Path, lanes: int, board_name: str, clock_mhz: float, images: int,
-              cutoff: float, work: Path) -> dict:
+              cutoff: float, work: Path, router: str) -> dict:
     board = get_board(board_name)
     vec = load_vectors(vec_path)
     design = streaming.generate(qm, work / "verilog", lanes, cutoff)
@@ -65,11 +64,12 @@ def sweep_one(qm: QuantModel, vec_path: Path, lanes: int, board_name: str, clock
     (work / "insitu_clkgen.v").write_text(clkgen)
     files = [work / "insitu_shell.v", work / "insitu_clkgen.v", shell.uart_file(), *design.files]
     t0 = time.monotonic()
-    res = open_flow.build(board, files, "insitu_shell", work / "build", clock, 1, 3600)
+    res = open_flow.build(board, files, "insitu_shell", work / "build", clock, 1, 3600, router=router)
     rep = res.report
     impl = {"board": board.name, "fmax_mhz": round(rep.fmax_mhz, 2), "timing_met": rep.timing_met,
             **{k: rep.used.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
-            "percent_lut": round(rep.percent("lut"), 2), "pnr_seconds": round(time.monotonic() - t0, 1)}
+            "percent_lut": round(rep.percent("lut"), 2), "build_seconds": round(time.monotonic() - t0, 1),
+            "router": router}
     return {"lanes": lanes, "rtl": rtl, "impl": impl, "latency_us": latency_section(rtl, impl, clock),
             "board": board.name}
 
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, required=True, help="a run directory with an export step")
     ap.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--board", default="ulx3s-85f")
-    ap.add_argument("--clock-mhz", type=float, default=100.0)
+    ap.add_argument("--clock-mhz", type=float, default=50.0, help="PLL clock asked (the insitu default)")
+    ap.add_argument("--router", default="router2", choices=("router1", "router2"))
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--cutoff", type=float, default=2.0)
     args = ap.parse_args(argv)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in args.lanes:
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(sweep_one(qm, args.run / "export" / "vectors.npz", p, args.board, args.clock_mhz,
-                                  args.images, args.cutoff, Path(tmp)))
+                                  args.images, args.cutoff, Path(tmp), args.router))
         print(json.dumps(rows[-1]), flush=True)
     cpu = cpu_student_us(args.run)
     table = Table(title=f"{args.board}: first pixel -> decision, cycles from cocotb RTL simulation, µs at the "
@@ -105,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"{lat['pixel_in']:.2f}", f"{PUBLISHED_US / us:.2f}x", f"{impl['lut']:,}", f"{impl['ff']:,}",
                       str(impl["dsp"]), str(impl["bram"]), f"{cpu / us:.1f}x")
     Console(width=200).print(table)
+    sweep = args.run / "lane_sweep.json"
+    old = json.loads(sweep.read_text())["rows"] if sweep.exists() else []
+    keep = [r for r in old if (r["lanes"], r["board"]) not in {(n["lanes"], n["board"]) for n in rows}]
+    rows = sorted(keep + rows, key=lambda r: (r["board"], r["lanes"]))
     doc = {"board": args.board, "clock_mhz": args.clock_mhz, "cpu_student_us": cpu, "published_us": PUBLISHED_US,
            "goal_us": GOAL_US, "rows": rows}
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latency.json").write_text(json.dumps(doc, indent=1))
-    (args.run / "lane_sweep.json").write_text(json.dumps(doc, indent=1))
-    np.set_printoptions()
+    sweep.write_text(json.dumps(doc, indent=1))
     return 0
 
 

@@ -41,6 +41,12 @@ def lane_points(run: RunDir) -> list[dict[str, Any]]:
         impl, lat = doc.get("impl") or {}, doc.get("latency_us") or {}
         pts.append({"board": impl.get("board"), "lanes": doc.get("lanes"), "lut": impl.get("lut"),
                     "us": lat.get("first_pixel_to_decision")})
+    sweep = run.path("lane_sweep.json")  # written by bench/latency.py
+    if sweep.exists():
+        for row in _read(sweep)["rows"]:
+            if not any(p["board"] == row["board"] and p["lanes"] == row["lanes"] for p in pts):
+                pts.append({"board": row["board"], "lanes": row["lanes"], "lut": row["impl"]["lut"],
+                            "us": row["latency_us"]["first_pixel_to_decision"]})
     return pts
 
 
