@@ -52,7 +52,8 @@ def summarise(cells: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def estimate(board: Board, verilog: list[Path], top: str, work: Path, timeout_s: float) -> Estimate:
+def write_script(board: Board, verilog: list[Path], top: str, work: Path) -> Path:
+    """Copy the sources in and write estimate.ys (relative paths, for the WASI build of Yosys)."""
     src = work / "src"
     src.mkdir(parents=True, exist_ok=True)
     names = []
@@ -62,6 +63,11 @@ def estimate(board: Board, verilog: list[Path], top: str, work: Path, timeout_s:
     (work / "estimate.ys").write_text("".join(f"read_verilog -defer {n}\n" for n in names)
                                       + f"hierarchy -top {top}\nsynth_xilinx -flatten -family {board.family} "
                                         f"-top {top}\ntee -o stat.txt stat\n")
+    return work / "estimate.ys"
+
+
+def estimate(board: Board, verilog: list[Path], top: str, work: Path, timeout_s: float) -> Estimate:
+    write_script(board, verilog, top, work)
     exe = find_tool("yosys")
     run_tool([exe, "-q", "-l", "yosys.log", "-s", "estimate.ys"], work, work / "logs" / "yosys.log", timeout_s)
     cells = parse_stat((work / "stat.txt").read_text())
