@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--board", default="ulx3s-85f")
     ap.add_argument("--clock-mhz", type=float, default=50.0, help="PLL clock asked (the insitu default)")
-    ap.add_argument("--router", default="router2", choices=("router1", "router2"))
+    ap.add_argument("--router", default="router1", choices=("router1", "router2"))
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--cutoff", type=float, default=2.0)
     args = ap.parse_args(argv)

@@ -101,8 +101,9 @@ class FirmwareConfig(_Strict):
     trigger_us: float = Field(1.0, gt=0, le=1e6, description="trigger pulse length")
     seed: int = Field(1, ge=0, description="nextpnr placement seed")
     router: Literal["router1", "router2"] = Field(
-        "router2", description="nextpnr router: router2 routes a large core about 2x faster, router1 reaches a "
-                               "higher Fmax (timing-driven)")
+        "router1", description="nextpnr router: router1 (nextpnr's default, timing-driven) gave the higher Fmax "
+                               "and the more predictable run time on the cells core; router2 was faster at 2 lanes "
+                               "and far slower at 4")
     shell_sim_images: int = Field(2, ge=0, le=1000, description="images sent through the simulated UART shell")
     timeout_s: float = Field(3600, gt=0, description="per tool call")
 
