@@ -25,6 +25,7 @@ def latency_plot(points: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_xlabel("LUTs (post place and route)")
     ax.set_ylabel("first pixel → decision (µs at Fmax)")
     ax.set_ylim(bottom=0)
+    ax.margins(x=0.2)  # room for the labels of the outermost points
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
