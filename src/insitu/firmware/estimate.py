@@ -6,11 +6,11 @@ These are labelled estimates everywhere they appear: no timing, no placement, Yo
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from insitu.boards import Board
+from insitu.firmware.open_flow import copy_sources
 from insitu.toolexec import find_tool, run_tool, tool_version
 
 #: Yosys cell types -> reported resource.
@@ -54,12 +54,7 @@ def summarise(cells: dict[str, int]) -> dict[str, int]:
 
 def write_script(board: Board, verilog: list[Path], top: str, work: Path) -> Path:
     """Copy the sources in and write estimate.ys (relative paths, for the WASI build of Yosys)."""
-    src = work / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    names = []
-    for f in verilog:
-        shutil.copy(f, src / f.name)
-        names.append(f"src/{f.name}")
+    names = copy_sources(verilog, work)
     (work / "estimate.ys").write_text("".join(f"read_verilog -defer {n}\n" for n in names)
                                       + f"hierarchy -top {top}\nsynth_xilinx -flatten -family {board.family} "
                                         f"-top {top}\ntee -o stat.txt stat\n")

@@ -49,16 +49,20 @@ def _steps(board: Board, top: str, freq_mhz: float, seed: int, router: str = "ro
                       "choose an ECP5 or iCE40 board (see `insitu boards`)")
 
 
+def copy_sources(verilog: list[Path], build_dir: Path) -> list[str]:
+    """Copy the Verilog into build_dir/src; their paths relative to build_dir (the WASI tools see only it)."""
+    src = build_dir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    for f in verilog:
+        shutil.copy(f, src / f.name)
+    return [f"src/{f.name}" for f in verilog]
+
+
 def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float,
                   seed: int, parameters: dict[str, int] | None = None, router: str = "router1") -> list[list[str]]:
     """Copy the sources in and write synth.ys (with the top's parameters), the pin constraints and run.sh;
     returns the command list."""
-    src = build_dir / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    names = []
-    for f in verilog:
-        shutil.copy(f, src / f.name)
-        names.append(f"src/{f.name}")
+    names = copy_sources(verilog, build_dir)
     synth = "synth_ecp5" if board.flow == "open-ecp5" else "synth_ice40"
     chparam = "".join(f" -chparam {k} {int(v)}" for k, v in (parameters or {}).items())
     (build_dir / "synth.ys").write_text(

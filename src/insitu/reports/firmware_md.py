@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from insitu.reports.render import save_figure
+
 
 def latency_plot(points: list[dict[str, Any]], path: Path) -> Path | None:
     """Decision latency (µs) against LUTs, one point per lane count / board built in this run."""
@@ -27,12 +29,7 @@ def latency_plot(points: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_ylim(bottom=0)
     ax.margins(x=0.2)  # room for the labels of the outermost points
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def section(report: dict[str, Any], plot_name: str | None) -> list[str]:

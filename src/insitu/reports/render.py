@@ -31,6 +31,13 @@ def confusion_plot(report: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{title}\naccuracy {100 * part['accuracy']:.1f}%")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """tight_layout, write to a temporary file, close, then move into place (no half-written PNG)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=90)
