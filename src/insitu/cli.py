@@ -56,7 +56,7 @@ def _fail(exc: InsituError) -> None:
 
 
 @app.command()
-def run(app_name: Annotated[str, typer.Argument(metavar="APP", help="application: cells")] = "cells",
+def run(app_name: Annotated[str, typer.Argument(metavar="APP", help="application: cells or lidar")] = "cells",
         preset: Annotated[str, typer.Option(help=f"one of {', '.join(PRESETS)}")] = "default",
         data: Annotated[Optional[Path], typer.Option(help="LymphoMNIST folder, class folders or .npz")] = None,
         out: Out = None, device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
@@ -64,31 +64,32 @@ def run(app_name: Annotated[str, typer.Argument(metavar="APP", help="application
     """Run the whole pipeline (resumes an interrupted run given the same --out)."""
     _setup_logging(verbose)
     try:
-        if app_name != "cells":
-            raise InsituError(f"unknown application {app_name!r}", "available: cells")
+        if app_name not in ("cells", "lidar"):
+            raise InsituError(f"unknown application {app_name!r}", "available: cells, lidar")
         over = overrides_to_dict(set_ or [])
-        over.setdefault("data", {})
-        if data is not None:
-            over["data"].update(source=_detect_source(data), path=str(data))
+        if data is not None and app_name == "cells":
+            over.setdefault("data", {}).update(source=_detect_source(data), path=str(data))
+        elif data is not None:
+            over.setdefault("lidar", {}).setdefault("data", {}).update(source="semantickitti", path=str(data))
         over.update(seed=seed, device=device)
-        cfg = build_config(preset, over)
+        cfg = build_config(preset, over, app=app_name)
         _run(cfg, out or Path("runs") / f"{app_name}-{time.strftime('%Y%m%d-%H%M%S')}", None, frozenset())
     except InsituError as exc:
         _fail(exc)
 
 
 def _run(cfg: RunConfig, out: Path, stop_after: str | None, force: frozenset[str]) -> None:
-    from insitu.steps import CELLS_STEPS
+    from insitu.steps import APP_STEPS
 
     _threads(cfg)
     run_dir = RunDir(out)
     log.info("run directory: %s", run_dir.root)
     t0 = time.monotonic()
     try:
-        seconds = run_steps(CELLS_STEPS, cfg, run_dir, force=force, stop_after=stop_after)
+        seconds = run_steps(APP_STEPS[cfg.app], cfg, run_dir, force=force, stop_after=stop_after)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished steps are kept in {run_dir.root}; "
-                      f"run `insitu run --out {run_dir.root}` to resume")
+                      f"run `insitu run {cfg.app} --out {run_dir.root}` to resume")
         raise typer.Exit(130) from None
     log.info("finished in %.1f s (%s)", time.monotonic() - t0, ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()))
     report = run_dir.path("report.md")
@@ -107,7 +108,7 @@ def _stage_command(name: str, doc: str) -> None:
                                   "start one with `insitu run cells --out DIR`")
             cfg = load_config(cfg_path)
             if set_:
-                cfg = build_config(cfg.preset, _deep(cfg.model_dump(mode="json"), overrides_to_dict(set_)))
+                cfg = build_config(cfg.preset, _deep(cfg.model_dump(mode="json"), overrides_to_dict(set_)), app=cfg.app)
             _run(cfg, out, name, frozenset({name}))
         except InsituError as exc:
             _fail(exc)
@@ -125,10 +126,14 @@ def _deep(base: dict, over: dict) -> dict:
 
 
 def _register_stage_commands() -> None:
-    from insitu.steps import CELLS_STEPS
+    from insitu.steps import APP_STEPS
 
-    for step in CELLS_STEPS:
-        _stage_command(step.name, step.doc)
+    seen: set[str] = set()
+    for steps in APP_STEPS.values():
+        for step in steps:
+            if step.name not in seen:
+                seen.add(step.name)
+                _stage_command(step.name, step.doc)
 
 
 @app.command()

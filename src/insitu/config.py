@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from insitu.config_lidar import LIDAR_PRESETS, LidarConfig
 from insitu.errors import ConfigError
 
 
@@ -109,7 +110,7 @@ class FirmwareConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    app: Literal["cells"] = "cells"
+    app: Literal["cells", "lidar"] = "cells"
     preset: str = "default"
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -121,6 +122,7 @@ class RunConfig(_Strict):
     hls: HLSConfig = HLSConfig()
     rtl: RTLConfig = RTLConfig()
     firmware: FirmwareConfig = FirmwareConfig()
+    lidar: LidarConfig = LidarConfig()
 
     @model_validator(mode="after")
     def _paths_for_sources(self) -> RunConfig:
@@ -188,12 +190,18 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def build_config(preset: str = "default", overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The preset laid over the defaults, then the overrides; validated."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
-    raw = deep_merge(PRESETS[preset], overrides or {})
-    raw["preset"] = preset
+APP_PRESETS: dict[str, dict[str, dict[str, Any]]] = {"cells": PRESETS, "lidar": LIDAR_PRESETS}
+
+
+def build_config(preset: str = "default", overrides: dict[str, Any] | None = None, app: str = "cells") -> RunConfig:
+    """The application's preset laid over the defaults, then the overrides; validated."""
+    presets = APP_PRESETS.get(app)
+    if presets is None:
+        raise ConfigError(f"unknown application {app!r}", f"choose one of: {', '.join(APP_PRESETS)}")
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r} for {app}", f"choose one of: {', '.join(presets)}")
+    raw = deep_merge(presets[preset], overrides or {})
+    raw["preset"], raw["app"] = preset, app
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:

@@ -70,7 +70,7 @@ def _car(s: Scene, rng: np.random.Generator, x: float, y: float, yaw: float, vx:
     s.add(KIND_BOX, (x - 0.2, y, 1.35), (length * 0.55, width * 0.9, 0.5), CAR, alb * 0.6, inst, yaw, (vx, 0, 0))
 
 
-def _normal_objects(s: Scene, rng: np.random.Generator, x0: float, x1: float, duration: float) -> None:
+def _normal_objects(s: Scene, rng: np.random.Generator, x0: float, x1: float, ego_x0: float, ego_speed: float) -> None:
     for side in (-1, 1):
         x = x0 + rng.uniform(0, 6)
         while x < x1:  # buildings and hedges
@@ -105,9 +105,11 @@ def _normal_objects(s: Scene, rng: np.random.Generator, x0: float, x1: float, du
             x += rng.uniform(6, 20)
     span = x1 - x0
     for _ in range(rng.integers(2, 6)):  # moving cars: own lane (+x) and the opposite lane (-x)
-        own = rng.random() < 0.5
-        speed = rng.uniform(6, 14) * (1 if own else -1)
-        _car(s, rng, x0 + rng.uniform(0.2, 0.9) * span, -1.6 if own else 1.6, 0.0, speed)
+        own = rng.random() < 0.4  # own lane: starts ahead of the ego vehicle and drives away from it
+        if own:
+            _car(s, rng, ego_x0 + rng.uniform(8, 30), -1.8, 0.0, ego_speed + rng.uniform(1.5, 5))
+        else:
+            _car(s, rng, x0 + rng.uniform(0.2, 0.9) * span, 1.8, 0.0, -rng.uniform(6, 14))
     for _ in range(rng.integers(4, 11)):  # pedestrians on sidewalks, some standing
         v = rng.choice([-1, 1]) * rng.uniform(0.9, 1.6) * (rng.random() < 0.7)
         h = rng.uniform(1.55, 1.9)
@@ -124,7 +126,7 @@ def _anomaly(s: Scene, rng: np.random.Generator, cat: int, x_seen: float, t_seen
     """One anomaly of category `cat`, placed so that it is at x_seen (ahead of the ego vehicle) at t_seen."""
     inst = s.new_instance()
     if cat == 1:  # animal crossing the road: dark, low, elongated body on a leg block
-        vy = rng.choice([-1, 1]) * rng.uniform(1.2, 3.5)
+        vy = rng.choice([-1, 1]) * rng.uniform(2.0, 5.0)
         y0 = rng.uniform(-3, 3) - vy * t_seen
         a, b, c = rng.uniform(0.45, 0.8), rng.uniform(0.18, 0.3), rng.uniform(0.22, 0.35)
         hb = rng.uniform(0.5, 0.8)
@@ -133,12 +135,12 @@ def _anomaly(s: Scene, rng: np.random.Generator, cat: int, x_seen: float, t_seen
         s.add(KIND_BOX, (x_seen, y0, hb / 2), (0.3, a * 1.4, hb), 0, alb, inst, 0.0, (0, vy, 0), cat)
     elif cat == 2:  # lost cargo lying on the road
         dims = rng.uniform(0.4, 1.2, 3)
-        s.add(KIND_BOX, (x_seen, rng.uniform(-3.5, 3.5), dims[2] / 2), dims, 0, rng.uniform(0.5, 0.95), inst,
+        s.add(KIND_BOX, (x_seen, rng.uniform(0.3, 3.5), dims[2] / 2), dims, 0, rng.uniform(0.5, 0.95), inst,
               rng.uniform(0, np.pi))
     elif cat == 3:  # unusual vehicle: a tall, long machine driving in a lane or turning across the road
         length, width, height = rng.uniform(5, 8), rng.uniform(2.3, 2.8), rng.uniform(3.0, 3.9)
         if rng.random() < 0.6:
-            v, y0, yaw = np.array([rng.choice([-1, 1]) * rng.uniform(2.5, 7), 0, 0]), rng.choice([-1.8, 1.8]), 0.0
+            v, y0, yaw = np.array([-rng.uniform(2.5, 7), 0, 0]), 1.9, 0.0
             x0 = x_seen - v[0] * t_seen
         else:
             v, yaw = np.array([0, rng.choice([-1, 1]) * rng.uniform(2, 4), 0]), np.pi / 2
@@ -146,7 +148,7 @@ def _anomaly(s: Scene, rng: np.random.Generator, cat: int, x_seen: float, t_seen
         s.add(KIND_BOX, (x0, y0, 0.4 + height / 2), (length, width, height), 0, rng.uniform(0.3, 0.7), inst,
               yaw, tuple(v), cat)
     else:  # an object moving where nothing should move: a rolling bin or ball on the sidewalk or the road
-        vx, vy = rng.uniform(-1, 1) * 2.5, rng.choice([-1, 1]) * rng.uniform(1.5, 4)
+        vx, vy = rng.uniform(-1, 1) * 2.5, rng.choice([-1, 1]) * rng.uniform(2.0, 5.0)
         y0 = rng.uniform(-5, 5) - vy * t_seen
         if rng.random() < 0.5:
             r = rng.uniform(0.3, 0.6)
@@ -163,9 +165,9 @@ def make_scene(rng: np.random.Generator, ego_x0: float, ego_speed: float, durati
     """A scene covering the ego vehicle's drive plus `view_m` around it, with `n_anomalies` anomalies ahead."""
     s = Scene()
     x0, x1 = ego_x0 - view_m, ego_x0 + ego_speed * duration + view_m
-    _normal_objects(s, rng, x0, x1, duration)
+    _normal_objects(s, rng, x0, x1, ego_x0, ego_speed)
     for _ in range(n_anomalies):
         cat = int(rng.choice([1, 2, 3, 4], p=[0.35, 0.2, 0.2, 0.25]))
-        t_seen = rng.uniform(0.2, 0.8) * duration
-        _anomaly(s, rng, cat, ego_x0 + ego_speed * t_seen + rng.uniform(7, 20), t_seen)
+        t_seen = rng.uniform(0.3, 0.9) * duration  # seen ahead, late enough that the ego never reaches it
+        _anomaly(s, rng, cat, ego_x0 + ego_speed * t_seen + rng.uniform(10, 22), t_seen)
     return s

@@ -57,16 +57,18 @@ def _exact_acc(weight: np.ndarray, bias: np.ndarray, in_t: FixedType, frac: int)
 
 
 @torch.no_grad()
-def export_quantmodel(model: nn.Sequential, image_size: int, class_names: list[str]) -> QuantModel:
+def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], class_names: list[str]) -> QuantModel:
+    """`image_size` is the side of a square input or its (height, width)."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     model = model.cpu().eval()
     seen: dict[str, tuple[object, object]] = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, n=name: seen.__setitem__(n, (i[0], o)))
              for name, m in model.named_children()]
     try:
-        model(torch.zeros(1, 1, image_size, image_size))
+        model(torch.zeros(1, 1, h, w))
     finally:
-        for h in hooks:
-            h.remove()
+        for hook in hooks:
+            hook.remove()
     layers: list[Layer] = []
     cur: FixedType | None = None
     for name, m in model.named_children():
@@ -77,7 +79,7 @@ def export_quantmodel(model: nn.Sequential, image_size: int, class_names: list[s
                 raise ExportError(f"{name}: the input quantizer must be unsigned 8-bit with scale 2^-8",
                                   "use insitu's InputQuant")
             cur = FixedType(False, 8, 8)
-            layers.append(Input(name, (1, image_size, image_size), cur))
+            layers.append(Input(name, (1, h, w), cur))
         elif cur is None:
             raise ExportError(f"the student must start with an input QuantIdentity, found {type(m).__name__}",
                               "build the student with insitu.distill.student.build_student")
@@ -156,13 +158,14 @@ def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.
     return result
 
 
-def export_qonnx(model: nn.Sequential, image_size: int, path: Path) -> Path:
+def export_qonnx(model: nn.Sequential, image_size: int | tuple[int, int], path: Path) -> Path:
     """QONNX file of the student (Brevitas' exporter, non-dynamo)."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     from brevitas.export import export_qonnx as _export
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    _export(model.cpu().eval(), input_t=torch.zeros(1, 1, image_size, image_size), export_path=str(tmp), dynamo=False)
+    _export(model.cpu().eval(), input_t=torch.zeros(1, 1, h, w), export_path=str(tmp), dynamo=False)
     tmp.replace(path)
     return path
 

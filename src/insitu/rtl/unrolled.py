@@ -86,29 +86,29 @@ def generate(model: QuantModel, out_dir: Path, latency_cutoff: float, top: str =
     n_cls = chain[-1][0].weight.shape[0]
     sw, cw = last_w, clog2(n_cls)
     sgn = "$signed" if score_t.signed else ""
-    body.append(f"    wire [{sw - 1}:0] b0 = {last_vec}[0 +: {sw}]; wire [{cw - 1}:0] i0 = 0;")
-    for kk in range(1, n_cls):
-        body.append(f"    wire g{kk} = {sgn}({last_vec}[{kk * sw} +: {sw}]) > {sgn}(b{kk - 1});")
-        body.append(f"    wire [{sw - 1}:0] b{kk} = g{kk} ? {last_vec}[{kk * sw} +: {sw}] : b{kk - 1}; "
-                    f"wire [{cw - 1}:0] i{kk} = g{kk} ? {cw}'d{kk} : i{kk - 1};")
+    tree, depth = _argmax_tree(last_vec, n_cls, sw, cw, sgn)
+    body += tree
     rw = n_cls * sw + cw
+    # the result FIFO holds every column in flight, so s_tready stays high at one column per clock
+    pipeline = sum(k.latency + 1 for k in kernels) + depth + 2
+    rdepth = max(RESULT_DEPTH, 1 << clog2(pipeline + 2))
     v += [f"    output m_valid, input m_ready, output [{n_cls * sw - 1}:0] m_scores, output [{cw - 1}:0] m_class,",
           f"    output reg frame_error, output d_valid, output [{cw - 1}:0] d_class);"]
     body += [f"    reg d_v; reg [{n_cls * sw - 1}:0] d_s; reg [{cw - 1}:0] d_c;",
-             f"    always @(posedge clk) begin d_v <= {last_v} & ~rst; d_s <= {last_vec}; d_c <= i{n_cls - 1}; end",
+             *(_delay_lines(last_v, last_vec, n_cls * sw, depth)),
              "    always @(posedge clk) if (rst) frame_error <= 1'b0; else if (accept & ~s_tlast) frame_error <= 1'b1;",
-             f"    wire r_empty; wire [{clog2(RESULT_DEPTH)}:0] r_count; wire [{rw - 1}:0] r_head;",
+             f"    wire r_empty; wire [{clog2(rdepth)}:0] r_count; wire [{rw - 1}:0] r_head;",
              "    wire r_pop = m_valid & m_ready;",
              "    result_fifo u_rf (.clk(clk), .rst(rst), .push(d_v), .din({d_c, d_s}), .pop(r_pop), .dout(r_head), "
              ".empty(r_empty), .count(r_count));",
              "    assign m_valid = ~r_empty; assign d_valid = d_v; assign d_class = d_c;",
              f"    assign m_scores = r_head[{n_cls * sw - 1}:0]; assign m_class = r_head[{rw - 1}:{n_cls * sw}];",
-             f"    reg [{clog2(RESULT_DEPTH) + 4}:0] inflight;",
+             f"    reg [{clog2(rdepth) + 1}:0] inflight;",
              "    always @(posedge clk) if (rst) inflight <= 0; else inflight <= inflight + accept - d_v;",
-             f"    assign s_tready = ~rst & ((inflight + r_count) < {RESULT_DEPTH});",
+             f"    assign s_tready = ~rst & ((inflight + r_count) < {rdepth});",
              "endmodule\n"]
     text.append("\n".join(v + body))
-    text.append(fifo("result_fifo", rw, RESULT_DEPTH))
+    text.append(fifo("result_fifo", rw, rdepth))
     path = out_dir / f"{top}.v"
     path.write_text("`timescale 1ns/1ps\n" + "\n".join(text))
     if c != 1:
@@ -116,6 +116,40 @@ def generate(model: QuantModel, out_dir: Path, latency_cutoff: float, top: str =
                        "flatten the channels into the width of the input")
     return StreamDesign(top, h * w, ib, 1, h * w, n_cls, score_t, [path, *files], [k.to_dict() for k in kernels],
                         architecture="unrolled")
+
+
+def _delay_lines(valid: str, vec: str, width: int, depth: int) -> list[str]:
+    """Valid and scores delayed by `depth` cycles alongside the argmax tree, then the decision registers."""
+    if depth == 0:
+        return [f"    always @(posedge clk) begin d_v <= {valid} & ~rst; d_s <= {vec}; d_c <= t0_i0; end"]
+    out = [f"    reg [{depth - 1}:0] av; reg [{width - 1}:0] as_ [0:{depth - 1}];",
+           f"    always @(posedge clk) begin av <= rst ? 0 : {{av, {valid}}}; as_[0] <= {vec}; end"]
+    out += [f"    always @(posedge clk) as_[{d}] <= as_[{d - 1}];" for d in range(1, depth)]
+    out.append(f"    always @(posedge clk) begin d_v <= av[{depth - 1}] & ~rst; d_s <= as_[{depth - 1}]; "
+               f"d_c <= t{depth}_i0; end")
+    return out
+
+
+def _argmax_tree(vec: str, n: int, sw: int, cw: int, sgn: str) -> tuple[list[str], int]:
+    """Registered binary-tree argmax (ties to the lower index, as numpy): one register level per tree level,
+    so the decision adds clog2(n) cycles and the clock is not limited by a chain of n comparators."""
+    lines = [f"    wire [{sw - 1}:0] t0_s{k} = {vec}[{k * sw} +: {sw}]; wire [{cw - 1}:0] t0_i{k} = {cw}'d{k};"
+             for k in range(n)]
+    level, count = 0, n
+    while count > 1:
+        nxt = (count + 1) // 2
+        for k in range(nxt):
+            a, b = 2 * k, 2 * k + 1
+            lines.append(f"    reg [{sw - 1}:0] t{level + 1}_s{k}; reg [{cw - 1}:0] t{level + 1}_i{k};")
+            if b < count:
+                g = f"{sgn}(t{level}_s{b}) > {sgn}(t{level}_s{a})"
+                lines.append(f"    always @(posedge clk) begin t{level + 1}_s{k} <= ({g}) ? t{level}_s{b} : t{level}_s{a}; "
+                             f"t{level + 1}_i{k} <= ({g}) ? t{level}_i{b} : t{level}_i{a}; end")
+            else:
+                lines.append(f"    always @(posedge clk) begin t{level + 1}_s{k} <= t{level}_s{a}; "
+                             f"t{level + 1}_i{k} <= t{level}_i{a}; end")
+        level, count = level + 1, nxt
+    return lines, level
 
 
 def has_convolutions(model: QuantModel) -> bool:

@@ -1,9 +1,10 @@
-"""The steps of the cells application, in order. This list is the registry: grep for a step's name here."""
+"""The steps of each application, in order. These lists are the registry: grep for a step's name here."""
 
 from __future__ import annotations
 
 from insitu.pipeline import Step
-from insitu.steps import data, distill, export, firmware, hls, report, rtl, teacher
+from insitu.steps import (data, distill, export, firmware, hls, lidar_data, lidar_report, lidar_streams, lidar_student,
+                          report, rtl, teacher)
 
 CELLS_STEPS: list[Step] = [
     Step("data", data.run, ("data",), (), "prepare the train / pool / test split"),
@@ -19,4 +20,22 @@ CELLS_STEPS: list[Step] = [
          "report.json and report.md"),
 ]
 
+LIDAR_STEPS: list[Step] = [
+    Step("data", lidar_data.run_data, ("lidar",), (), "simulated lidar sequences (cached) or SemanticKITTI"),
+    Step("segnet", lidar_data.run_segnet, ("lidar",), ("data",), "supervised stream: range-image segmentation"),
+    Step("streams", lidar_streams.run, ("lidar",), ("data", "segnet"),
+         "two-stream detector on pool and test: codes, failure flags (pseudo-labels)"),
+    Step("distill", lidar_student.run_distill, ("lidar", "device"), ("data", "streams"),
+         "per-column student: float, then Brevitas QAT on the pseudo-labels"),
+    Step("export", lidar_student.run_export, ("lidar",), ("data", "streams", "distill"),
+         "QuantModel IR, QONNX, reference == Brevitas, student metrics"),
+    Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
+    Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock), RTL simulation bit-exact"),
+    Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
+         "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+    Step("report", lidar_report.run, ("firmware",), ("data", "segnet", "streams", "distill", "export", "hls", "rtl",
+                                                     "firmware"), "report.json, report.md, ROC and bird's-eye plots"),
+]
+
+APP_STEPS: dict[str, list[Step]] = {"cells": CELLS_STEPS, "lidar": LIDAR_STEPS}
 STEP_NAMES = [s.name for s in CELLS_STEPS]
