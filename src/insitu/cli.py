@@ -229,6 +229,29 @@ def program(board: Annotated[str, typer.Option(help="board name (see `insitu boa
         _fail(exc)
 
 
+lidar_app = typer.Typer(no_args_is_help=True, help="lidar failure detection on your own sequences")
+app.add_typer(lidar_app, name="lidar")
+
+
+@lidar_app.command("detect")
+def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help="SemanticKITTI-layout sequence")],
+                 run_dir: Annotated[Path, typer.Option("--run", help="run directory of `insitu run lidar`")],
+                 verbose: bool = False) -> None:
+    """Score every point of a sequence with the trained student and the two-stream method; writes
+    SEQ_DIR/predictions/ (one .npz per scan and summary.json)."""
+    _setup_logging(verbose)
+    try:
+        from insitu.lidar.detect import detect
+
+        s = detect(seq_dir, run_dir)
+        console.print(f"{s['scans']} scans, {s['points']} points: student flagged {s['student_flagged']}, "
+                      f"two-stream flagged {s['two_stream_flagged']} -> {seq_dir / 'predictions'}")
+        if "note" in s:
+            console.print(f"[yellow]note[/]: {s['note']}")
+    except InsituError as exc:
+        _fail(exc)
+
+
 @app.command()
 def version() -> None:
     """Print the insitu version and the versions of the stack it runs on."""

@@ -36,8 +36,8 @@ class LidarDataConfig(_Strict):
 
 
 class SegNetConfig(_Strict):
-    width: int = Field(24, ge=4, le=256, description="channels of the range-image segmentation network")
-    epochs: int = Field(12, ge=1, le=1000)
+    width: int = Field(16, ge=4, le=256, description="channels of the range-image segmentation network")
+    epochs: int = Field(4, ge=1, le=1000, description="passes over the training columns (in random crops)")
     batch_size: int = Field(8, ge=1, le=512)
     crop_columns: int = Field(128, ge=16, le=4096, description="random azimuth crop per training sample")
     lr: float = Field(3e-3, gt=0, le=1)

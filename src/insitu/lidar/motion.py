@@ -5,7 +5,8 @@
 2. The ground is removed (RANSAC plane), then the current points are clustered on position (DBSCAN).
 3. Scene flow: for each position cluster a rigid translation is fitted by a few ICP iterations against the
    previous scan (seeded by zero and by the median nearest-neighbour flow); every point's flow is that
-   translation plus its nearest-neighbour residual averaged over its k nearest neighbours. Plain nearest-neighbour flow alone is not coherent on
+   translation plus its nearest-neighbour residual averaged over its k nearest neighbours (seeds: zero, the
+   median nearest-neighbour flow and the centroid shift to the previous points around the cluster). Plain nearest-neighbour flow alone is not coherent on
    a moving object: its points match the ground below or the overlap with its own previous position.
 4. Each position cluster is split by DBSCAN on flow; a flow cluster is dynamic when its flow is coherent
    (normalised std below ~0.12) and its median speed is between ~4 and ~80 km/h.
@@ -74,6 +75,11 @@ def _icp_translation(pts: np.ndarray, tree: cKDTree, prev: np.ndarray, iters: in
     d0, j0 = tree.query(pts, distance_upper_bound=3.0)
     ok = np.isfinite(d0)
     inits = [np.zeros(3)] + ([np.median(pts[ok] - prev[j0[ok]], axis=0)] if ok.sum() >= 3 else [])
+    # the centroid shift to the previous points around the cluster: resolves objects sliding along themselves
+    lo, hi = pts.min(0) - 2.2, pts.max(0) + 2.2
+    around = prev[np.all((prev >= lo) & (prev <= hi), axis=1)]
+    if len(around) >= 3:
+        inits.append(pts.mean(0) - around.mean(0))
     best_t, best_err = np.zeros(3), np.inf
     for t in inits:
         for k in range(iters):
