@@ -104,7 +104,7 @@ def test_detect_writes_predictions_and_handles_bad_sequences(lidar_run, tmp_path
     simulate_sequence(single, (4, 4, 4), SensorSpec(beams=16, columns=256), 1, 1)
     proc = _cli("lidar", "detect", str(single), "--run", str(lidar_run))
     s = json.loads((single / "predictions" / "summary.json").read_text())
-    assert not s["motion_stream"] and s["two_stream_flagged"] == 0 and "no motion stream" in proc.stdout
+    assert not s["motion_stream"] and s["two_stream_flagged"] == 0 and "no motion stream" in proc.stdout + proc.stderr
 
     # malformed poses
     badpose = tmp_path / "badpose"

@@ -5,8 +5,9 @@
 2. The ground is removed (RANSAC plane), then the current points are clustered on position (DBSCAN).
 3. Scene flow: for each position cluster a rigid translation is fitted by a few ICP iterations against the
    previous scan (seeded by zero and by the median nearest-neighbour flow); every point's flow is that
-   translation plus its nearest-neighbour residual averaged over its k nearest neighbours (seeds: zero, the
-   median nearest-neighbour flow and the centroid shift to the previous points around the cluster). Plain nearest-neighbour flow alone is not coherent on
+   translation plus its nearest-neighbour residual averaged over its k nearest neighbours (seeds: the median
+   nearest-neighbour flow and the centroid shift to the previous points around the cluster; a translation is
+   kept only when it fits clearly better than standing still, because ICP slides freely along walls). Plain nearest-neighbour flow alone is not coherent on
    a moving object: its points match the ground below or the overlap with its own previous position.
 4. Each position cluster is split by DBSCAN on flow; a flow cluster is dynamic when its flow is coherent
    (normalised std below ~0.12) and its median speed is between ~4 and ~80 km/h.
@@ -71,16 +72,24 @@ def ground_mask(xyz: np.ndarray, tol: float, seed: int = 0, iters: int = 60) -> 
     return np.abs((xyz - a) @ n) < tol
 
 
+def _fit_error(pts: np.ndarray, tree: cKDTree, t: np.ndarray) -> float:
+    d, _ = tree.query(pts - t, distance_upper_bound=1.0)
+    return float(np.where(np.isfinite(d), d, 1.0).mean())
+
+
 def _icp_translation(pts: np.ndarray, tree: cKDTree, prev: np.ndarray, iters: int) -> tuple[np.ndarray, float]:
+    """Rigid translation of a cluster since the previous scan. Standing still (t = 0, no iteration) is the
+    default: a motion is kept only when it explains the points clearly better (error below 0.7x and 3 cm under
+    that of t = 0), so walls and hedges, along which ICP slides freely, stay static."""
     d0, j0 = tree.query(pts, distance_upper_bound=3.0)
     ok = np.isfinite(d0)
-    inits = [np.zeros(3)] + ([np.median(pts[ok] - prev[j0[ok]], axis=0)] if ok.sum() >= 3 else [])
-    # the centroid shift to the previous points around the cluster: resolves objects sliding along themselves
-    lo, hi = pts.min(0) - 2.2, pts.max(0) + 2.2
+    inits = [np.median(pts[ok] - prev[j0[ok]], axis=0)] if ok.sum() >= 3 else []
+    lo, hi = pts.min(0) - 2.2, pts.max(0) + 2.2  # the centroid shift to the previous points around the cluster
     around = prev[np.all((prev >= lo) & (prev <= hi), axis=1)]
     if len(around) >= 3:
         inits.append(pts.mean(0) - around.mean(0))
-    best_t, best_err = np.zeros(3), np.inf
+    err0 = _fit_error(pts, tree, np.zeros(3))
+    best_t, best_err = np.zeros(3), err0
     for t in inits:
         for k in range(iters):
             bound = max(0.4, 2.0 * (1 - k / max(iters - 1, 1)))
@@ -89,9 +98,8 @@ def _icp_translation(pts: np.ndarray, tree: cKDTree, prev: np.ndarray, iters: in
             if ok.sum() < 3:
                 break
             t = t + np.median((pts - t)[ok] - prev[j[ok]], axis=0)
-        d, _ = tree.query(pts - t, distance_upper_bound=1.0)
-        err = float(np.where(np.isfinite(d), d, 1.0).mean())
-        if err < best_err:
+        err = _fit_error(pts, tree, t)
+        if err < min(0.7 * err0, err0 - 0.03) and err < best_err:
             best_t, best_err = t, err
     return best_t, best_err
 

@@ -109,7 +109,7 @@ def train(samples: list[SegSample], cfg: SegNetConfig, seed: int) -> SegNet:
     steps = max(1, cfg.epochs * int(np.ceil(n * cols / crop / cfg.batch_size)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
-    mov_w = torch.tensor([1.0, 4.0])
+    mov_w = torch.tensor([1.0, 2.0])
     model.train()
     for step in range(steps):
         idx = gen.integers(0, n, cfg.batch_size)
