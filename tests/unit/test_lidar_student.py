@@ -80,3 +80,19 @@ def test_two_scan_example_codes_and_failure_cluster():
     assert (codes[w + p:] == contradiction.ONLY_SELF_SUPERVISED).mean() > 0.9
     flags = contradiction.failure_flags(cur, codes)
     assert not flags[:w].any() and flags[w:].mean() > 0.9
+
+
+def test_metrics_on_a_known_example():
+    from insitu.lidar import metrics
+
+    truth = np.array([0, 0, 0, 0, 1, 1, 2, 0])
+    flag = np.array([0, 1, 0, 0, 1, 0, 1, 0], bool)
+    b = metrics.binary(flag, truth > 0)
+    assert (b["tp"], b["fp"], b["fn"], b["tn"]) == (2 / 8, 1 / 8, 1 / 8, 4 / 8) and b["iou"] == 0.5
+    score = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.35, 0.0])
+    s = metrics.scores(score, truth > 0)
+    assert s["auroc"] == pytest.approx(14 / 15) and s["fpr95"] == pytest.approx(1 / 5)
+    cat = metrics.per_category(truth, flag, score)
+    assert cat["animal"] == {"points": 2, "recall": 0.5, "auroc": 1.0}
+    assert cat["lost_cargo"]["recall"] == 1.0 and cat["lost_cargo"]["auroc"] == pytest.approx(4 / 5)
+    assert metrics.best_f1_threshold(score, truth > 0) == pytest.approx(0.35)

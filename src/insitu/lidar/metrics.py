@@ -55,3 +55,22 @@ def miou(pred: np.ndarray, truth: np.ndarray, k: int, ignore: int) -> tuple[floa
         u = (p | t).sum()
         ious.append(float((p & t).sum() / u) if u else float("nan"))
     return float(np.nanmean(ious)), ious
+
+
+def per_category(category: np.ndarray, flag: np.ndarray, score: np.ndarray | None = None) -> dict[str, dict]:
+    """Per anomaly category: points, recall of the flags and (with a score) AUROC of that category's points
+    against the normal points."""
+    from insitu.data.lidar_scene import ANOMALY_CATEGORIES
+
+    out: dict[str, dict] = {}
+    normal = category == 0
+    for cat, name in ANOMALY_CATEGORIES.items():
+        m = category == cat
+        if not m.any():
+            continue
+        row: dict = {"points": int(m.sum()), "recall": float(np.asarray(flag, bool)[m].mean())}
+        if score is not None:
+            sel = m | normal
+            row["auroc"] = scores(np.asarray(score)[sel], m[sel])["auroc"]
+        out[name] = row
+    return out

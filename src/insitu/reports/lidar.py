@@ -133,6 +133,19 @@ def bev_plot(run: RunDir, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def _categories(ts: dict[str, Any], st: dict[str, Any]) -> list[str]:
+    cats = ts.get("per_category") or {}
+    if not cats:
+        return []
+    sc = st.get("per_category") or {}
+    rows = ["", "| anomaly | points | two-stream recall | student recall | student AUROC |", "|---|---:|---:|---:|---:|"]
+    for name, row in cats.items():
+        s = sc.get(name, {})
+        rows.append(f"| {name} | {row['points']} | {row['recall']:.3f} | {s.get('recall', float('nan')):.3f} | "
+                    f"{s.get('auroc', float('nan')):.3f} |")
+    return rows + [""]
+
+
 def markdown(rep: dict[str, Any], roc_name: str | None, bev_name: str | None) -> str:
     def f(v: Any, nd: int = 3) -> str:
         return "n/a" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
@@ -150,6 +163,7 @@ def markdown(rep: dict[str, Any], roc_name: str | None, bev_name: str | None) ->
              f"{f((st.get('binary') or {}).get('tp'), 4)} | {f((st.get('binary') or {}).get('fp'), 4)} | "
              f"{f((st.get('binary') or {}).get('fn'), 4)} | {f(st.get('auroc'))} | {f(st.get('aupr'))} | "
              f"{f(st.get('fpr95'))} |", "",
+             *_categories(ts, st),
              f"Supervised stream mIoU on normal classes: {f(rep['supervised'].get('miou'))}. Student vs pseudo-labels: "
              f"accuracy {f(st['agreement_with_pseudo_labels']['accuracy'])}, IoU "
              f"{f(st['agreement_with_pseudo_labels']['iou'])}.", "",

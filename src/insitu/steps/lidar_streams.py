@@ -62,14 +62,16 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
             if t is not None:
                 flags.append(arr["flag"])
                 score.append(arr["teacher_score"])
-                truth.append(t[0] > 0)
+                truth.append(t[0])
                 pred_cls.append(arr["cls"])
                 true_cls.append(t[1])
     summary: dict = {"sequences": len(jobs), "pool_flagged_fraction": float(np.mean(np.concatenate(
         [r["flag"] for (f, _, _), r in zip(jobs, results) if f.name in ds.splits["pool"]])))}
     if truth:
-        f, t = np.concatenate(flags), np.concatenate(truth)
+        f, cat = np.concatenate(flags), np.concatenate(truth)
+        t = cat > 0
         summary["two_stream"] = metrics.binary(f, t)
+        summary["two_stream"]["per_category"] = metrics.per_category(cat, f)
         summary["two_stream"]["auroc_binary"] = metrics.scores(f.astype(float), t)["auroc"]
         summary["teacher_score"] = metrics.scores(np.concatenate(score), t)
         m, per = metrics.miou(np.concatenate(pred_cls), np.concatenate(true_cls), len(segnet.CLASSES), segnet.IGNORE)

@@ -147,7 +147,9 @@ def run_export(cfg: RunConfig, run: RunDir) -> StepResult:
         truth = test["anomaly"] > 0
         summary["student"] = {**metrics.scores(point_score, truth),
                               "iou": metrics.binary(point_score >= threshold, truth)["iou"],
-                              "binary": metrics.binary(point_score >= threshold, truth)}
+                              "binary": metrics.binary(point_score >= threshold, truth),
+                              "per_category": metrics.per_category(test["anomaly"], point_score >= threshold,
+                                                                   point_score)}
         summary["roc"] = metrics.roc(point_score, truth)
     folder = run.path("export")
     outputs = qm.save(folder)
