@@ -131,9 +131,15 @@ class RunConfig(_Strict):
         return self
 
     def section_hash(self, *sections: str) -> str:
-        """Stable hash of the named sections (plus seed/app), used to decide whether a stage can be reused."""
+        """Stable hash of the named sections (plus seed/app), used to decide whether a stage can be reused.
+        A section may be dotted (`lidar.segnet`) to depend on a sub-section only."""
         d = self.model_dump(mode="json")
-        payload = {k: d[k] for k in ("app", "seed", *sections)}
+        payload = {}
+        for k in ("app", "seed", *sections):
+            node = d
+            for part in k.split("."):
+                node = node[part]
+            payload[k] = node
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -64,7 +64,7 @@ class ColumnStudentConfig(_Strict):
 class LidarDistillConfig(_Strict):
     flag_weight: float = Field(0.8, ge=0, le=1, description="target = w * pseudo-label + (1-w) * teacher "
                                                              "contradiction confidence")
-    float_epochs: int = Field(6, ge=0, le=1000)
+    float_epochs: int = Field(20, ge=0, le=1000)
     qat_epochs: int = Field(2, ge=1, le=1000)
     batch_size: int = Field(512, ge=1, le=65536)
     lr: float = Field(3e-3, gt=0, le=1)

@@ -21,13 +21,13 @@ CELLS_STEPS: list[Step] = [
 ]
 
 LIDAR_STEPS: list[Step] = [
-    Step("data", lidar_data.run_data, ("lidar",), (), "simulated lidar sequences (cached) or SemanticKITTI"),
-    Step("segnet", lidar_data.run_segnet, ("lidar",), ("data",), "supervised stream: range-image segmentation"),
-    Step("streams", lidar_streams.run, ("lidar",), ("data", "segnet"),
+    Step("data", lidar_data.run_data, ("lidar.data",), (), "simulated lidar sequences (cached) or SemanticKITTI"),
+    Step("segnet", lidar_data.run_segnet, ("lidar.segnet",), ("data",), "supervised stream: range-image segmentation"),
+    Step("streams", lidar_streams.run, ("lidar.motion",), ("data", "segnet"),
          "two-stream detector on pool and test: codes, failure flags (pseudo-labels)"),
-    Step("distill", lidar_student.run_distill, ("lidar", "device"), ("data", "streams"),
+    Step("distill", lidar_student.run_distill, ("lidar.student", "lidar.distill", "device"), ("data", "streams"),
          "per-column student: float, then Brevitas QAT on the pseudo-labels"),
-    Step("export", lidar_student.run_export, ("lidar",), ("data", "streams", "distill"),
+    Step("export", lidar_student.run_export, ("lidar.student", "lidar.distill"), ("data", "streams", "distill"),
          "QuantModel IR, QONNX, reference == Brevitas, student metrics"),
     Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock), RTL simulation bit-exact"),
