@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-lidar test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	# Icarus Verilog (RTL simulation) from Debian when it is missing and we may install system packages.
@@ -21,6 +21,9 @@ setup: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/insitu run cells
+
+demo-lidar: setup
+	$(VENV)/bin/insitu run lidar
 
 test: setup
 	$(PY) -m pytest -q

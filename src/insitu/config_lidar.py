@@ -82,7 +82,8 @@ class LidarConfig(_Strict):
 
 #: Presets of `insitu run lidar`: partial dicts over the defaults of the whole RunConfig.
 LIDAR_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"rtl": {"architecture": "unrolled"}},
+    # router2: the fully connected column MLP routes in minutes with it, router1 had not converged after 15
+    "default": {"rtl": {"architecture": "unrolled"}, "firmware": {"router": "router2"}},
     "tiny": {
         "lidar": {"data": {"beams": 16, "columns": 256, "scans_per_sequence": 8, "train_sequences": 3,
                            "pool_sequences": 3, "test_sequences": 2, "anomalies_min": 2},
@@ -90,6 +91,7 @@ LIDAR_PRESETS: dict[str, dict[str, Any]] = {
                   "student": {"hidden": 8},
                   "distill": {"float_epochs": 2, "qat_epochs": 1, "vectors": 60}},
         "rtl": {"architecture": "unrolled", "simulator": "icarus", "sim_vectors": 60},
+        "firmware": {"router": "router2"},
         "hls": {"csim_vectors": 60},
     },
 }
