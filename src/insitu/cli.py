@@ -27,7 +27,14 @@ Out = Annotated[Optional[Path], typer.Option("--out", help="run directory (defau
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value")]
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # same path as Ctrl-C: finished steps kept, the running tool is killed with us
+
+
 def _setup_logging(verbose: bool) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _sigterm)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
     for noisy in ("matplotlib", "PIL", "onnxscript", "onnx_ir", "torch"):
