@@ -64,3 +64,22 @@ def test_motion_stream_on_a_hand_built_pair():
     assert np.median(r.speed_kmh[n_g + n_s:]) == pytest.approx(36, abs=3)
     fast = np.vstack([ground, static, _box([14, -4, -1.0], [4, 1.8, 1.4])])  # 4 m in 0.1 s: above 80 km/h
     assert not motion(fast, prev, MotionParams()).dynamic[n_g + n_s:].any()
+
+
+def test_semantickitti_root_splits_and_refusals(tmp_path):
+    from insitu.config_lidar import LidarDataConfig
+    from insitu.data.lidar import from_semantickitti
+
+    root = tmp_path / "kitti"
+    for k in range(3):
+        simulate_sequence(root / "sequences" / f"{k:02d}", (k,), SensorSpec(beams=16, columns=128), 2, 0)
+    ds = from_semantickitti(LidarDataConfig(source="semantickitti", path=root, beams=16, columns=128))
+    assert ds.splits == {"train": ["00", "01"], "pool": ["00", "01"], "test": ["02"]} and not ds.synthetic
+    for k in ("00", "01"):
+        import shutil
+
+        shutil.rmtree(root / "sequences" / k / "labels")
+    with pytest.raises(DataError, match="no sequence besides the test one has labels"):
+        from_semantickitti(LidarDataConfig(source="semantickitti", path=root, beams=16))
+    with pytest.raises(DataError, match="no sequences/ folder"):
+        from_semantickitti(LidarDataConfig(source="semantickitti", path=tmp_path, beams=16))
