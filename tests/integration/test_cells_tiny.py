@@ -132,7 +132,8 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
 
     out = tmp_path / "run"
     no_fw = ["--set", "firmware.enabled=false"]
-    proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", *no_fw, "--out", str(out)],
+    slow_teacher = ["--set", "teacher.epochs=30"]  # the signal must land inside the teacher's training
+    proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", *no_fw, *slow_teacher, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = out / "manifest.json"
     deadline = time.monotonic() + 300
@@ -148,7 +149,7 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
     stages = json.loads(manifest.read_text())["stages"]
     assert "data" in stages and "report" not in stages
     data_hash = stages["data"]["outputs"]
-    again = _cli("run", "cells", "--preset", "tiny", *no_fw, "--out", str(out))
+    again = _cli("run", "cells", "--preset", "tiny", *no_fw, *slow_teacher, "--out", str(out))
     assert "step data up to date" in again.stderr
     final = json.loads(manifest.read_text())["stages"]
     assert final["data"]["outputs"] == data_hash and "report" in final
