@@ -19,9 +19,8 @@ class LidarDataConfig(_Strict):
     source: Literal["synthetic", "semantickitti"] = Field(
         "synthetic", description="synthetic: the built-in simulator; semantickitti: sequences under data.path")
     path: Path | None = Field(None, description="semantickitti: folder holding sequences/NN/")
-    beams: Literal[16, 32, 64] = Field(16, description="sensor beams; 16 keeps the default column core small "
-                                                       "enough to place and route in minutes")
-    columns: int = Field(1024, ge=64, le=4096, description="azimuth steps per turn (range-image width)")
+    beams: Literal[16, 32, 64] = Field(32, description="sensor beams (16 is too sparse for the motion stream)")
+    columns: int = Field(512, ge=64, le=4096, description="azimuth steps per turn (range-image width)")
     scans_per_sequence: int = Field(25, ge=2, le=10_000)
     train_sequences: int = Field(16, ge=1, le=1000, description="normal scenes for the supervised stream")
     pool_sequences: int = Field(16, ge=1, le=1000, description="scenes with anomalies, no labels used: distillation")
@@ -57,7 +56,8 @@ class MotionConfig(_Strict):
 
 class ColumnStudentConfig(_Strict):
     context: int = Field(0, ge=0, le=4, description="neighbouring columns on each side fed with each column")
-    hidden: int = Field(16, ge=2, le=512)
+    hidden: int = Field(8, ge=2, le=512, description="8 scores as well as 24 and places and routes in "
+                                                                 "minutes; 24 did not route in an hour")
     weight_bits: int = Field(4, ge=2, le=8)
     act_bits: int = Field(4, ge=2, le=8)
 

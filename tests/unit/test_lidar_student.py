@@ -45,7 +45,7 @@ def test_column_student_export_matches_brevitas():
 def test_lidar_presets_and_apps():
     tiny = build_config("tiny", app="lidar")
     assert tiny.app == "lidar" and tiny.lidar.data.beams == 16 and tiny.rtl.architecture == "unrolled"
-    assert build_config("default", app="lidar").lidar.data.beams == 16
+    assert build_config("default", app="lidar").lidar.data.beams == 32
     with pytest.raises(ConfigError, match="unknown application"):
         build_config("default", app="radar")
     with pytest.raises(ConfigError, match="lidar.data.beams"):
