@@ -152,7 +152,9 @@ def markdown(rep: dict[str, Any], roc_name: str | None, bev_name: str | None) ->
 
     ts, st = rep["two_stream"], rep["student"]
     lines = [f"# insitu lidar failure detection ({rep['preset']} preset)", "",
-             f"Data: {rep['dataset']['beams']} beams x {rep['dataset']['columns']} columns, scans {rep['dataset']['scans']}"
+             f"Data: {rep['dataset']['beams']} beams x {rep['dataset']['columns']} columns; scans "
+             + ", ".join(f"{k} {v}" for k, v in rep["dataset"]["scans"].items())
+             +
              f"{' (built-in simulator)' if rep['dataset']['synthetic'] else ''}.", "",
              "| detector | IoU | TP | FP | FN | AUROC | AUPR | FPR95 |", "|---|---:|---:|---:|---:|---:|---:|---:|",
              f"| two-stream flags | {f(ts.get('iou'))} | {f(ts.get('tp'), 4)} | {f(ts.get('fp'), 4)} | "
