@@ -133,8 +133,11 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
     out = tmp_path / "run"
     no_fw = ["--set", "firmware.enabled=false"]
     slow_teacher = ["--set", "teacher.epochs=30"]  # the signal must land inside the teacher's training
+    # a shell without job control starts background jobs with SIGINT ignored, and that is inherited: give the
+    # run the default disposition, as an interactive terminal would
     proc = subprocess.Popen([INSITU, "run", "cells", "--preset", "tiny", *no_fw, *slow_teacher, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manifest = out / "manifest.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
