@@ -144,10 +144,11 @@ def _register_stage_commands() -> None:
 
 
 @app.command()
-def config(preset: str = "default", set_: Sets = None) -> None:
+def config(preset: str = "default", set_: Sets = None,
+           app_name: Annotated[str, typer.Option("--app", help="cells or lidar")] = "cells") -> None:
     """Print the full configuration of a preset (with overrides) as JSON."""
     try:
-        cfg = build_config(preset, overrides_to_dict(set_ or []))
+        cfg = build_config(preset, overrides_to_dict(set_ or []), app=app_name)
     except InsituError as exc:
         _fail(exc)
     sys.stdout.write(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
