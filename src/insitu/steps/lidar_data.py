@@ -3,8 +3,10 @@ and `segnet` (the supervised stream, trained on the labelled normal scenes)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ from insitu.data.lidar import LidarDataset, check_beams, from_semantickitti, sim
 from insitu.distill.checkpoint import load_checkpoint, save_checkpoint
 from insitu.lidar import segnet
 from insitu.lidar.motion import transform
+from insitu.lidar.registration import relative_motions
 from insitu.pipeline import StepResult
 from insitu.rundir import RunDir, atomic_write_json
 
@@ -34,7 +37,7 @@ def run_data(cfg: RunConfig, run: RunDir) -> StepResult:
             "synthetic": ds.synthetic, "scans": {s: sum(len(ds.sequence(n)) for n in ds.splits[s])
                                                  for s in ds.splits}}
     if ds.synthetic:
-        info["checksums_sha256"] = __import__("hashlib").sha256((ds.root / "checksums.json").read_bytes()).hexdigest()
+        info["checksums_sha256"] = hashlib.sha256((ds.root / "checksums.json").read_bytes()).hexdigest()
     path = run.path("lidar", "data.json")
     atomic_write_json(path, info)
     return StepResult([path], info)
@@ -42,8 +45,6 @@ def run_data(cfg: RunConfig, run: RunDir) -> StepResult:
 
 def load_dataset(run: RunDir) -> LidarDataset:
     info = json.loads(run.path("lidar", "data.json").read_text())
-    from pathlib import Path
-
     return LidarDataset(Path(info["root"]), info["splits"], info["beams"], info["columns"], info["synthetic"])
 
 
@@ -54,8 +55,6 @@ def _samples(ds: LidarDataset) -> list[segnet.SegSample]:
         if seq.labels is None:
             continue
         scans = [kitti.read_scan(p) for p in seq.scans]
-        from insitu.lidar.registration import relative_motions
-
         rel = relative_motions(scans, seq.poses)
         for i, pts in enumerate(scans):
             sem, _ = kitti.read_label(seq.labels[i], len(pts))

@@ -17,6 +17,7 @@ from insitu.distill.checkpoint import load_checkpoint, save_checkpoint
 from insitu.distill.export import export_qonnx, export_quantmodel, verify_against_brevitas, verify_qonnx
 from insitu.distill.student import load_float_into_quant, weight_params
 from insitu.distill.train import FitSpec, fit, resolve_device, steps_for
+from insitu.errors import MismatchError
 from insitu.ir import reference
 from insitu.lidar import column_student as cs
 from insitu.lidar import metrics
@@ -165,9 +166,9 @@ def run_export(cfg: RunConfig, run: RunDir) -> StepResult:
         qpath = export_qonnx(student, (beams, width), folder / "student.qonnx.onnx")
         summary["qonnx"] = verify_qonnx(qpath, test["x"][pick], ref[pick], frac)
         outputs.append(qpath)
+    except MismatchError:
+        raise
     except Exception as exc:  # noqa: BLE001 - QONNX is a by-product; the IR is the contract
-        if isinstance(exc, __import__("insitu.errors", fromlist=["MismatchError"]).MismatchError):
-            raise
         log.warning("QONNX export failed (%s: %s); the IR is unaffected", type(exc).__name__, exc)
         summary["qonnx"] = f"failed: {type(exc).__name__}: {exc}"
     atomic_write_json(folder / "check.json", summary)
