@@ -32,11 +32,11 @@ class InputQuant(Uint8ActPerTensorFixedPoint):
     max_val = 255 / 256
 
 
-def _weight_quant(bits: int) -> type:
+def weight_quant(bits: int) -> type:
     return type(f"Int{bits}WeightFixedPoint", (Int8WeightPerTensorFixedPoint,), {"bit_width": bits})
 
 
-def _act_quant(bits: int) -> type:
+def act_quant(bits: int) -> type:
     return type(f"Uint{bits}ActFixedPoint", (Uint8ActPerTensorFixedPoint,), {"bit_width": bits})
 
 
@@ -54,7 +54,7 @@ def feature_shape(cfg: StudentConfig, image_size: int) -> tuple[int, int, int]:
 def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantized: bool) -> nn.Sequential:
     c, h, w = feature_shape(cfg, image_size)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    wq, aq = _weight_quant(cfg.weight_bits), _act_quant(cfg.act_bits)
+    wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits)
     layers["inp"] = qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True) if quantized else nn.Identity()
     cin = 1
     for i, cout in enumerate(cfg.channels):

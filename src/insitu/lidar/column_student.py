@@ -21,7 +21,7 @@ from torch import nn
 
 from insitu.config_lidar import ColumnStudentConfig
 from insitu.data.range_image import Projection, project
-from insitu.distill.student import InputQuant, _act_quant, _weight_quant
+from insitu.distill.student import InputQuant, act_quant, weight_quant
 
 FEATURES = ("range", "height", "remission")
 RANGE_STEP_M, HEIGHT_OFFSET_M, HEIGHT_STEP_M = 0.25, 2.5, 0.05
@@ -55,7 +55,7 @@ def build(cfg: ColumnStudentConfig, beams: int, quantized: bool) -> nn.Sequentia
     n_in = beams * input_width(cfg)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     if quantized:
-        wq, aq = _weight_quant(cfg.weight_bits), _act_quant(cfg.act_bits)
+        wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits)
         layers["inp"] = qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True)
         layers["flatten"] = nn.Flatten()
         layers["fc0"] = qnn.QuantLinear(n_in, cfg.hidden, bias=True, weight_quant=wq, bias_quant=Int32Bias,

@@ -14,7 +14,7 @@ def _read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _firmware(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
+def firmware_section(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
     """rtl / impl / latency_us / shell_sim, from the rtl step and the bundle of the configured board."""
     out: dict[str, Any] = {}
     rtl_path = run.path("rtl", "rtl_sim.json")
@@ -78,7 +78,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
                       "tensor_types": export["tensor_types"], "qonnx": export["qonnx"]},
         "csim": {"vectors": hls["csim"]["vectors"], "bit_exact_vectors": hls["csim"]["bit_exact_vectors"],
                  "io_type": hls["io_type"], "part": hls["part"], "clock_period_ns": hls["clock_period_ns"]},
-        **_firmware(run, cfg),
+        **firmware_section(run, cfg),
         "stage_seconds": {name: rec["seconds"] for name, rec in stages.items()},
         "versions": m.get("versions", {}),
         "tools": m.get("tools", {}),

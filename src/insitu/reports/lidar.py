@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from insitu.reports.build import _firmware
+from insitu.reports.build import firmware_section
 from insitu.reports.render import save_figure
 from insitu.rundir import RunDir
 
@@ -48,7 +48,7 @@ def build(run: RunDir) -> dict[str, Any]:
         h = _read(hls_path)
         rep["csim"] = {"vectors": h["csim"]["vectors"], "bit_exact_vectors": h["csim"]["bit_exact_vectors"],
                        "io_type": h["io_type"], "part": h["part"]}
-    fw = _firmware(run, cfg)
+    fw = firmware_section(run, cfg)
     if "rtl" in fw:
         r = fw["rtl"]
         fw["rtl"] = {**r, "latency_cycles": r["latency_cycles_first_to_valid"]}
