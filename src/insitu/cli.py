@@ -244,6 +244,9 @@ app.add_typer(lidar_app, name="lidar")
 @lidar_app.command("detect")
 def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help="SemanticKITTI-layout sequence")],
                  run_dir: Annotated[Path, typer.Option("--run", help="run directory of `insitu run lidar`")],
+                 sensor: Annotated[Optional[str], typer.Option(
+                     "--sensor", help="beam table: a preset (vlp-32c, hdl-64e, ...) or a .toml/.json file with "
+                                      "beam_angles_deg; default: estimated from the scans")] = None,
                  verbose: bool = False) -> None:
     """Score every point of a sequence with the trained student and the two-stream method; writes
     SEQ_DIR/predictions/ (one .npz per scan and summary.json)."""
@@ -251,7 +254,10 @@ def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help
     try:
         from insitu.lidar.detect import detect
 
-        s = detect(seq_dir, run_dir)
+        s = detect(seq_dir, run_dir, sensor)
+        bt = s["beam_table"]
+        console.print(f"beam table: {bt['name']} ({bt['beams']} beams, {bt['angles_deg'][-1]:.2f} to "
+                      f"{bt['angles_deg'][0]:.2f} degrees)")
         console.print(f"{s['scans']} scans, {s['points']} points: student flagged {s['student_flagged']}, "
                       f"two-stream flagged {s['two_stream_flagged']} -> {seq_dir / 'predictions'}")
         if "note" in s:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -19,7 +19,15 @@ class LidarDataConfig(_Strict):
     source: Literal["synthetic", "semantickitti"] = Field(
         "synthetic", description="synthetic: the built-in simulator; semantickitti: sequences under data.path")
     path: Path | None = Field(None, description="semantickitti: folder holding sequences/NN/")
-    beams: Literal[16, 32, 64] = Field(32, description="sensor beams (16 is too sparse for the motion stream)")
+    beams: int = Field(32, ge=2, le=256, description="sensor beams, and the student's rows (16 is too sparse for "
+                                                     "the motion stream)")
+    sensor: str = Field("auto", min_length=1, description="beam table: auto (simulator: its uniform table; your "
+                                                          "sequences: estimated from the scans), a preset (sim-16, "
+                                                          "sim-32, sim-64, vlp-16, hdl-32e, vlp-32c, hdl-64e) or a "
+                                                          ".toml/.json sensor file with beam_angles_deg")
+    beam_angles_deg: list[float] | None = Field(None, min_length=2, max_length=256,
+                                                description="the beam table as elevation angles in degrees "
+                                                            "(overrides sensor)")
     columns: int = Field(512, ge=64, le=4096, description="azimuth steps per turn (range-image width)")
     scans_per_sequence: int = Field(25, ge=2, le=10_000)
     train_sequences: int = Field(16, ge=1, le=1000, description="normal scenes for the supervised stream")
@@ -33,6 +41,13 @@ class LidarDataConfig(_Strict):
     seed: int = Field(0, ge=0)
     cache_dir: Path | None = Field(None, description="where simulated sequences are cached; default "
                                                       "$INSITU_CACHE or ~/.cache/insitu")
+
+
+    @model_validator(mode="after")
+    def _angles_match_beams(self) -> LidarDataConfig:
+        if self.beam_angles_deg is not None and len(self.beam_angles_deg) != self.beams:
+            raise ValueError(f"beam_angles_deg lists {len(self.beam_angles_deg)} angles but beams={self.beams}")
+        return self
 
 
 class SegNetConfig(_Strict):

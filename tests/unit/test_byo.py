@@ -15,7 +15,7 @@ def test_folder(tmp_path):
         (tmp_path / cls).mkdir()
         for i in range(n):
             _img(tmp_path / cls / f"{i}.png", value=10 * i)
-    x, y, names = load_folder(tmp_path)
+    x, y, names, note = load_folder(tmp_path)
     assert x.shape == (5, 10, 12) and y.tolist() == [0, 0, 1, 1, 1] and names == ["b", "t"]
 
 
@@ -48,7 +48,7 @@ def test_unreadable_image(tmp_path):
 def test_npz_float_and_uint8(tmp_path):
     x = np.random.default_rng(0).random((6, 9, 9))
     np.savez(tmp_path / "d.npz", x=x, y=np.array([0, 1, 2, 0, 1, 2]))
-    xs, ys, names = load_npz(tmp_path / "d.npz")
+    xs, ys, names, note = load_npz(tmp_path / "d.npz")
     assert xs.dtype == np.uint8 and xs.shape == (6, 9, 9) and names == ["class0", "class1", "class2"]
     assert np.array_equal(xs, np.round(x * 255).astype(np.uint8))
 
@@ -61,7 +61,7 @@ def test_npz_nan(tmp_path):
         load_npz(tmp_path / "d.npz")
 
 
-@pytest.mark.parametrize("y,msg", [([0, 0, 0, 0], "K >= 2"), ([0, 2, 0, 2], "missing \\[1\\]"), ([0, 1, 1], "y has shape")])
+@pytest.mark.parametrize("y,msg", [([0, 0, 0, 0], "2 <= K"), ([0, 2, 0, 2], "missing \\[1\\]"), ([0, 1, 1], "y has shape")])
 def test_npz_bad_labels(tmp_path, y, msg):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 5, 5), np.uint8), y=np.array(y))
     with pytest.raises(DataError, match=msg):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from insitu.data import kitti
-from insitu.data.lidar import check_beams, estimate_beams
+from insitu.data.lidar_sensor import estimate_table, require_beams, sequence_table
 from insitu.data.lidar_sim import SensorSpec, read_anomaly, simulate_sequence
-from insitu.data.range_image import project
+from insitu.data.range_image import project, sim_table
 from insitu.errors import DataError
 from insitu.lidar.motion import MotionParams, motion
 
@@ -25,21 +25,24 @@ def test_simulated_sequence_is_valid_kitti_and_deterministic(tmp_path):
     anomaly = read_anomaly(seq.folder, "000001", len(pts))
     assert (sem[anomaly > 0] == 0).all()  # anomalies are unlabelled in the label files
     # every point lies on its ray: the projection puts it on a distinct cell
-    proj = project(pts, 16, 128)
+    proj = project(pts, sim_table(16), 128)
     assert len(np.unique(proj.beam * 128 + proj.column)) == len(pts)
-    assert estimate_beams(pts) == 16
+    assert estimate_table([pts], "scan").beams == 16
 
 
 def test_mixed_beam_counts_are_refused(tmp_path):
     simulate_sequence(tmp_path / "s16", (1,), SensorSpec(beams=16, columns=128), 2, 0)
     simulate_sequence(tmp_path / "s32", (1,), SensorSpec(beams=32, columns=128), 1, 0)
     seq = kitti.open_sequence(tmp_path / "s16")
-    assert check_beams(seq, 16) == 16
-    with pytest.raises(DataError, match="trained on 32"):
-        check_beams(seq, 32)
+    table = sequence_table(seq, None)
+    assert table.beams == 16 and table.source == "estimated"
+    require_beams(table, 16, "s16", trained=True)
+    with pytest.raises(DataError, match="16-beam sensor .* takes 32 beams") as err:
+        require_beams(table, 32, "s16", trained=True)
+    assert "lidar.data.beams=16" in err.value.fix
     (tmp_path / "s16" / "velodyne" / "000001.bin").write_bytes((tmp_path / "s32" / "velodyne" / "000000.bin").read_bytes())
     with pytest.raises(DataError, match="different beam counts"):
-        check_beams(kitti.open_sequence(tmp_path / "s16"), 16)
+        sequence_table(kitti.open_sequence(tmp_path / "s16"), None)
 
 
 def _box(center, size, step=0.1):

@@ -9,6 +9,7 @@ from insitu.config import build_config
 from insitu.config_lidar import ColumnStudentConfig
 from insitu.distill.export import export_quantmodel, verify_against_brevitas
 from insitu.errors import ConfigError
+from insitu.data.range_image import sim_table
 from insitu.lidar import column_student as cs
 from insitu.lidar import contradiction
 from insitu.lidar.motion import MotionParams, motion
@@ -16,7 +17,7 @@ from insitu.lidar.motion import MotionParams, motion
 
 def test_feature_image_codes_and_context_columns():
     pts = np.array([[10.0, 0.0, -1.0, 0.5], [0.0, 5.0, 0.0, 1.0]], np.float32)
-    img, proj = cs.feature_image(pts, 16, 8)
+    img, proj = cs.feature_image(pts, sim_table(16), 8)
     b0, c0 = proj.beam[0], proj.column[0]
     assert tuple(img[b0, c0]) == (40, 30, 128)  # 10 m / 0.25, (-1 + 2.5) / 0.05, 0.5 * 255 rounded half-even
     assert (img[proj.index < 0] == 0).all()
@@ -49,7 +50,10 @@ def test_lidar_presets_and_apps():
     with pytest.raises(ConfigError, match="unknown application"):
         build_config("default", app="radar")
     with pytest.raises(ConfigError, match="lidar.data.beams"):
-        build_config("default", {"lidar": {"data": {"beams": 20}}}, app="lidar")
+        build_config("default", {"lidar": {"data": {"beams": 300}}}, app="lidar")
+    with pytest.raises(ConfigError, match="beam_angles_deg lists 3 angles but beams=20"):
+        build_config("default", {"lidar": {"data": {"beams": 20, "beam_angles_deg": [1, 0, -1]}}}, app="lidar")
+    assert build_config("default", {"lidar": {"data": {"beams": 20}}}, app="lidar").lidar.data.beams == 20
     assert build_config("default", {"lidar": {"data": {"beams": 64}}}, app="lidar").lidar.data.beams == 64
 
 

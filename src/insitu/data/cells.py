@@ -19,7 +19,8 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from insitu.config import DataConfig
-from insitu.data import byo, idx, synth_cells
+from insitu.data import byo, idx, split, synth_cells
+from insitu.data.npz import load_arrays
 from insitu.errors import DataError
 from insitu.rundir import atomic_savez, atomic_write_text, sha256_file
 
@@ -62,13 +63,14 @@ class CellData:
 
     @classmethod
     def load(cls, path: Path) -> CellData:
+        fix = "re-run `insitu data` for this run"
+        z = load_arrays(path, "prepared dataset", fix)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                return cls(meta["name"], [str(c) for c in z["class_names"]], z["train_x"], z["train_y"],
-                           z["pool_x"], z["pool_y"], z["test_x"], z["test_y"], meta["source"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"cannot read prepared dataset {path}: {exc}", "re-run `insitu data` for this run") from None
+            meta = json.loads(str(z["meta"]))
+            return cls(meta["name"], [str(c) for c in z["class_names"]], z["train_x"], z["train_y"],
+                       z["pool_x"], z["pool_y"], z["test_x"], z["test_y"], meta["source"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DataError(f"prepared dataset {path} is incomplete ({type(exc).__name__}: {exc})", fix) from None
 
 
 def resize_u8(x: np.ndarray, size: int) -> np.ndarray:
@@ -165,37 +167,47 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 # --- files on disk -------------------------------------------------------------------------------------
-def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, ...]:
-    """Shuffle (seeded) and split one labelled array into train / pool / test."""
-    n = len(y)
-    order = np.random.default_rng(cfg.seed).permutation(n)
-    n_test = min(cfg.n_test, max(1, n // 5))
-    n_train = min(cfg.n_train, n - n_test)
-    n_pool = min(cfg.n_pool, n - n_test - n_train)
-    t, tr, po = order[:n_test], order[n_test:n_test + n_train], order[n_test + n_train:n_test + n_train + n_pool]
-    return x[tr], y[tr], x[po], y[po], x[t], y[t]
+def _merge_splits(*splits: split.Split) -> dict:
+    """One description of the parts drawn from one or more source arrays (LymphoMNIST: train and test files)."""
+    out = {"asked": {}, "used": {}, "available": 0, "scaled": False, "per_class": {}, "notes": []}
+    for s in splits:
+        d = s.describe()
+        out["asked"].update(d["asked"])
+        out["used"].update(d["used"])
+        out["available"] += d["available"]
+        out["scaled"] |= d["scaled"]
+        for name, parts in d["per_class"].items():
+            out["per_class"].setdefault(name, {}).update(parts)
+        if "note" in d:
+            out["notes"].append(d["note"])
+    return out
 
 
 def from_files(cfg: DataConfig) -> CellData:
     assert cfg.path is not None
     if cfg.source == "lymphomnist":
         trx, try_, tex, tey = idx.load_lymphomnist(cfg.path, cfg.classes)
-        rng = np.random.default_rng(cfg.seed)
-        order = rng.permutation(len(try_))
-        n_train = min(cfg.n_train, len(order))
-        tr, po = order[:n_train], order[n_train:n_train + cfg.n_pool]
-        te = rng.permutation(len(tey))[:cfg.n_test]
-        parts = (trx[tr], try_[tr], trx[po], try_[po], tex[te], tey[te])
         names = ["B", "T4", "T8"] if cfg.classes == 3 else ["B", "T"]
+        s_tr = split.plan(try_, {"train": cfg.n_train, "pool": cfg.n_pool}, cfg.seed, names, f"{cfg.path} (train files)")
+        s_te = split.plan(tey, {"test": cfg.n_test}, cfg.seed + 1, names, f"{cfg.path} (test files)")
+        tr, po, te = s_tr.parts["train"], s_tr.parts["pool"], s_te.parts["test"]
+        parts = (trx[tr], try_[tr], trx[po], try_[po], tex[te], tey[te])
+        info = _merge_splits(s_tr, s_te)
     else:
-        x, y, names = byo.load_folder(cfg.path) if cfg.source == "folder" else byo.load_npz(cfg.path)
-        parts = _split(x, y, cfg)
+        x, y, names, adapted = byo.load_folder(cfg.path) if cfg.source == "folder" else byo.load_npz(cfg.path)
+        s = split.plan(y, {"train": cfg.n_train, "pool": cfg.n_pool, "test": cfg.n_test}, cfg.seed, names,
+                       str(cfg.path))
+        tr, po, te = s.parts["train"], s.parts["pool"], s.parts["test"]
+        parts = (x[tr], y[tr], x[po], y[po], x[te], y[te])
+        info = _merge_splits(s)
+        if adapted:
+            info["notes"].append(adapted)
+    for note in info["notes"]:
+        log.warning("%s", note)
     trx, try_, pox, poy, tex, tey = parts
-    if len(try_) == 0 or len(tey) == 0:
-        raise DataError(f"{cfg.path}: too few images for a train and a test split", "provide more images")
     size = cfg.image_size
     return CellData(f"{cfg.source}:{Path(cfg.path).name}", names, resize_u8(trx, size), try_, resize_u8(pox, size),
-                    poy, resize_u8(tex, size), tey, {"kind": cfg.source, "path": str(cfg.path)})
+                    poy, resize_u8(tex, size), tey, {"kind": cfg.source, "path": str(cfg.path), "split": info})
 
 
 def prepare(cfg: DataConfig) -> CellData:

@@ -2,8 +2,12 @@
 user's SemanticKITTI sequences; splits train (normal scenes, labelled) / pool (unlabelled) / test.
 
 A simulated set lives in `<cache>/lidar-<key>/sequences/NN/` with `splits.json` and `checksums.json` (SHA-256
-of every file). The key hashes the data configuration and the simulator version; a cached set is re-verified
-before use and rebuilt when a file is missing or altered.
+of every file). The key hashes the data configuration (with the beam table's angles, not the name of the file
+that gave them) and the simulator version; a cached set is re-verified before use and rebuilt when a file is
+missing or altered.
+
+Every sequence has its own beam table (`tables`): the simulator's, the configured one, or one estimated from the
+sequence's scans (`lidar_sensor`); only its beam count has to match the student's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy as np
 from insitu.config_lidar import LidarDataConfig
 from insitu.data import kitti
 from insitu.data.lidar_sim import SIM_VERSION, SensorSpec, simulate_sequence
-from insitu.data.range_image import BEAMS, elevations
+from insitu.data.lidar_sensor import given_table, require_beams, sequence_table, simulator_table
+from insitu.data.range_image import BeamTable
 from insitu.errors import DataError
 from insitu.rundir import atomic_write_json, sha256_file
 
@@ -37,6 +42,10 @@ class LidarDataset:
     beams: int
     columns: int
     synthetic: bool
+    tables: dict[str, BeamTable]  # sequence folder name -> its beam table
+
+    def table(self, name: str) -> BeamTable:
+        return self.tables[name]
 
     def sequence(self, name: str) -> kitti.Sequence:
         return kitti.open_sequence(self.root / "sequences" / name)
@@ -47,7 +56,8 @@ class LidarDataset:
 
 def cache_root(cfg: LidarDataConfig) -> Path:
     base = cfg.cache_dir or Path(os.environ.get("INSITU_CACHE", Path.home() / ".cache" / "insitu"))
-    payload = cfg.model_dump(mode="json", exclude={"cache_dir", "path", "source"})
+    payload = cfg.model_dump(mode="json", exclude={"cache_dir", "path", "source", "sensor", "beam_angles_deg"})
+    payload["angles_deg"] = list(simulator_table(cfg.sensor, cfg.beam_angles_deg, cfg.beams).angles_deg)
     key = hashlib.sha256(json.dumps({**payload, "sim": SIM_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
     return Path(base) / f"lidar-{key}"
 
@@ -69,16 +79,21 @@ def _one(args: tuple) -> None:
     simulate_sequence(folder, seed, sensor, scans, anomalies)
 
 
+def _uniform(splits: dict[str, list[str]], table: BeamTable) -> dict[str, BeamTable]:
+    return {n: table for names in splits.values() for n in names}
+
+
 def simulate(cfg: LidarDataConfig, workers: int = 2) -> LidarDataset:
     root = cache_root(cfg)
+    table = simulator_table(cfg.sensor, cfg.beam_angles_deg, cfg.beams)
     splits_file = root / "splits.json"
     if splits_file.exists() and _verify(root):
         log.info("lidar data: cached set verified at %s", root)
         splits = json.loads(splits_file.read_text())
-        return LidarDataset(root, splits, cfg.beams, cfg.columns, True)
+        return LidarDataset(root, splits, cfg.beams, cfg.columns, True, _uniform(splits, table))
     staging = root.with_name(f".{root.name}.staging{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    sensor = SensorSpec(cfg.beams, cfg.columns, cfg.max_range_m, cfg.range_noise_m, cfg.dropout)
+    sensor = SensorSpec(cfg.beams, cfg.columns, cfg.max_range_m, cfg.range_noise_m, cfg.dropout, table.angles_deg)
     rng = np.random.default_rng([cfg.seed, 7])
     jobs, splits = [], {s: [] for s in SPLITS}
     counts = {"train": cfg.train_sequences, "pool": cfg.pool_sequences, "test": cfg.test_sequences}
@@ -103,49 +118,13 @@ def simulate(cfg: LidarDataConfig, workers: int = 2) -> LidarDataset:
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, root)
-    return LidarDataset(root, splits, cfg.beams, cfg.columns, True)
-
-
-def estimate_beams(points: np.ndarray) -> int:
-    """The sensor size (a key of BEAMS) whose elevation table explains the scan's elevation angles best."""
-    xyz = np.asarray(points, np.float64)[:, :3]
-    el = np.arcsin(np.clip(xyz[:, 2] / np.maximum(np.linalg.norm(xyz, axis=1), 1e-9), -1, 1))
-    best, best_err = 0, np.inf
-    for n in BEAMS:
-        table = elevations(n)
-        lo, hi = table.min() - 0.01, table.max() + 0.01
-        inside = (el >= lo) & (el <= hi)
-        if inside.mean() < 0.98:
-            continue
-        err = float(np.median(np.abs(el[:, None] - table[None, :]).min(1)))
-        step = float(abs(table[0] - table[1]))
-        if err < 0.15 * step and err < best_err:
-            best, best_err = n, err
-    return best
-
-
-def check_beams(seq: kitti.Sequence, expected: int | None) -> int:
-    """Beam count of every scan of a sequence; mixed counts or a mismatch with `expected` is a DataError."""
-    found: dict[int, str] = {}
-    for path in seq.scans:
-        found.setdefault(estimate_beams(kitti.read_scan(path)), path.name)
-    if len(found) > 1:
-        desc = ", ".join(f"{n or 'unknown'} beams (first {f})" for n, f in found.items())
-        raise DataError(f"{seq.folder}: scans from sensors with different beam counts: {desc}",
-                        "split the sequence so that each holds scans of one sensor")
-    n = next(iter(found))
-    if n == 0:
-        raise DataError(f"{seq.folder}: the scans' elevation angles match none of the known sensors "
-                        f"({sorted(BEAMS)} beams)", "add the sensor's beam table to insitu.data.range_image.BEAMS")
-    if expected is not None and n != expected:
-        raise DataError(f"{seq.folder}: scans have {n} beams but the student was trained on {expected}",
-                        "use a run trained on this sensor (lidar.data.beams)")
-    return n
+    return LidarDataset(root, splits, cfg.beams, cfg.columns, True, _uniform(splits, table))
 
 
 def from_semantickitti(cfg: LidarDataConfig) -> LidarDataset:
     """User sequences: sequences/NN/ under cfg.path; the last one is the test split, the rest are the pool;
-    sequences with labels also train the supervised stream."""
+    sequences with labels also train the supervised stream. Every scan is read and each sequence's beam table
+    resolved (given, or estimated from its scans); a beam count other than cfg.beams is a DataError."""
     if cfg.path is None or not (Path(cfg.path) / "sequences").is_dir():
         raise DataError(f"lidar.data.path={cfg.path} has no sequences/ folder", "point at a SemanticKITTI root")
     names = sorted(p.name for p in (Path(cfg.path) / "sequences").iterdir() if p.is_dir())
@@ -157,5 +136,9 @@ def from_semantickitti(cfg: LidarDataConfig) -> LidarDataset:
     if not labelled:
         raise DataError("no sequence besides the test one has labels/: the supervised stream cannot be trained",
                         "add SemanticKITTI labels to at least one sequence")
+    given = given_table(cfg.sensor, cfg.beam_angles_deg)
+    tables = {n: sequence_table(kitti.open_sequence(root / "sequences" / n), given) for n in names}
+    for n, t in tables.items():
+        require_beams(t, cfg.beams, str(root / "sequences" / n), trained=False)
     return LidarDataset(root, {"train": labelled, "pool": names[:-1], "test": names[-1:]}, cfg.beams, cfg.columns,
-                        False)
+                        False, tables)

@@ -1,6 +1,7 @@
 """The built-in synthetic spinning lidar: sequences of scans in the SemanticKITTI layout, with anomalies.
 
-The sensor (16/32/64 beams, the elevation tables of `range_image`, `columns` azimuth steps per turn, 10 Hz) rides
+The sensor (any beam table: by default the uniform 16/32/64-beam tables of `range_image`; `columns` azimuth
+steps per turn, 10 Hz) rides
 on an ego vehicle driving along the road with a gently swaying heading. Each scan is ray cast against the scene
 (`lidar_raycast`) with Gaussian range noise, random dropouts (more at grazing incidence and on dark surfaces) and
 a remission from the surface albedo and the incidence angle. A sequence folder holds velodyne/, labels/,
@@ -17,7 +18,7 @@ import numpy as np
 from insitu.data import kitti
 from insitu.data.lidar_raycast import GROUND, cast
 from insitu.data.lidar_scene import MOVING_ID, ROAD, ROAD_HALF, SENSOR_HEIGHT, SIDEWALK, make_scene
-from insitu.data.range_image import elevations
+from insitu.data.range_image import BeamTable, sim_table
 
 SCAN_HZ = 10.0
 SIM_VERSION = 1
@@ -30,6 +31,16 @@ class SensorSpec:
     max_range_m: float = 70.0
     range_noise_m: float = 0.015
     dropout: float = 0.01
+    angles_deg: tuple[float, ...] | None = None  # elevation angles, top first; None: the uniform sim table
+
+    @property
+    def table(self) -> BeamTable:
+        if self.angles_deg is None:
+            return sim_table(self.beams)
+        table = BeamTable.from_angles(self.angles_deg, "simulated sensor", "simulator")
+        if table.beams != self.beams:
+            raise ValueError(f"SensorSpec: {table.beams} angles for {self.beams} beams")
+        return table
 
 
 @dataclass(frozen=True)
@@ -40,9 +51,9 @@ class SimScan:
     anomaly: np.ndarray  # (N,) uint16 category, 0 = normal
 
 
-def ray_directions(beams: int, columns: int) -> np.ndarray:
+def ray_directions(table: BeamTable, columns: int) -> np.ndarray:
     """(beams*columns, 3) unit vectors, beam-major, in the sensor frame (column c at azimuth 2*pi*c/columns)."""
-    el = elevations(beams)[:, None]
+    el = table.elevations()[:, None]
     az = (2 * np.pi * np.arange(columns) / columns)[None, :]
     return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)],
                     axis=-1).reshape(-1, 3)
@@ -88,7 +99,7 @@ def simulate_sequence(folder: Path, seed: tuple[int, ...], sensor: SensorSpec, s
     speed = rng.uniform(6, 12)
     duration = scans / SCAN_HZ
     scene = make_scene(rng, 0.0, speed, duration, n_anomalies, sensor.max_range_m).arrays()
-    dirs = ray_directions(sensor.beams, sensor.columns)
+    dirs = ray_directions(sensor.table, sensor.columns)
     sway_a, sway_w, phase = rng.uniform(0.01, 0.05), rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi)
     mats = []
     for i in range(scans):

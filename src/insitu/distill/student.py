@@ -46,8 +46,15 @@ def feature_shape(cfg: StudentConfig, image_size: int) -> tuple[int, int, int]:
     for i, _ in enumerate(cfg.channels):
         side = (side - cfg.kernel + 1) // cfg.pool
         if side < 1:
-            raise ConfigError(f"student.channels has {len(cfg.channels)} stages: a {image_size}x{image_size} "
-                              f"input shrinks to nothing at stage {i}", "use fewer stages or a larger data.image_size")
+            need = 1
+            for _ in cfg.channels:
+                need = need * cfg.pool + cfg.kernel - 1
+            raise ConfigError(f"data.image_size={image_size} is too small for the student: its "
+                              f"{len(cfg.channels)} stages (student.kernel={cfg.kernel}, student.pool={cfg.pool}) "
+                              f"shrink a {image_size}x{image_size} input to nothing at stage {i}; they need at "
+                              f"least {need}x{need}",
+                              f"set data.image_size={need} or more (images are resized to it), or use fewer "
+                              "stages (student.channels), a smaller student.kernel or student.pool")
     return cfg.channels[-1], side, side
 
 

@@ -133,7 +133,10 @@ def predict_logits(model: nn.Module, x_u8: np.ndarray, device: torch.device, bat
         xb = to_input(x_u8[i:i + batch]).to(device)
         views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if tta else [xb]
         out.append(torch.stack([model(v).float() for v in views]).mean(0).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    if not out:  # an empty set still has K columns, so that it concatenates with others
+        k = model(to_input(np.zeros((1, *np.shape(x_u8)[1:]), np.uint8)).to(device)).shape[1]
+        return np.zeros((0, k), np.float32)
+    return np.concatenate(out)
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

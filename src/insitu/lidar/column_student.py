@@ -20,16 +20,17 @@ from brevitas.quant import Int32Bias
 from torch import nn
 
 from insitu.config_lidar import ColumnStudentConfig
-from insitu.data.range_image import Projection, project
+from insitu.data.range_image import BeamTable, Projection, project
 from insitu.distill.student import InputQuant, act_quant, weight_quant
 
 FEATURES = ("range", "height", "remission")
 RANGE_STEP_M, HEIGHT_OFFSET_M, HEIGHT_STEP_M = 0.25, 2.5, 0.05
 
 
-def feature_image(points: np.ndarray, beams: int, columns: int) -> tuple[np.ndarray, Projection]:
-    """(beams, columns, 3) uint8 features of a scan, and its projection."""
-    proj = project(points, beams, columns)
+def feature_image(points: np.ndarray, table: BeamTable, columns: int) -> tuple[np.ndarray, Projection]:
+    """(beams, columns, 3) uint8 features of a scan, and its projection (rows from the sensor's beam table;
+    no feature reads the angles, so any table of the student's beam count gives the same kind of input)."""
+    proj = project(points, table, columns)
     ok = proj.index >= 0
     r = np.clip(np.round(proj.range_ / RANGE_STEP_M), 1, 255)
     z = np.clip(np.round((proj.image(points[:, 2].astype(np.float64)) + HEIGHT_OFFSET_M) / HEIGHT_STEP_M), 1, 255)

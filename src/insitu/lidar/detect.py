@@ -18,7 +18,8 @@ import numpy as np
 
 from insitu.config import load_config
 from insitu.data import kitti
-from insitu.data.lidar import check_beams
+from insitu.data.lidar_sensor import given_table, require_beams, sequence_table
+from insitu.data.range_image import BeamTable
 from insitu.errors import InsituError
 from insitu.ir import reference
 from insitu.ir.model import QuantModel
@@ -29,14 +30,15 @@ from insitu.rundir import RunDir, atomic_replace_dir, atomic_savez, atomic_write
 log = logging.getLogger(__name__)
 
 
-def student_scores(qm: QuantModel, points: np.ndarray, beams: int, columns: int, context: int) -> np.ndarray:
-    img, proj = cs.feature_image(points, beams, columns)
+def student_scores(qm: QuantModel, points: np.ndarray, table: BeamTable, columns: int, context: int) -> np.ndarray:
+    img, proj = cs.feature_image(points, table, columns)
     ints = reference.run(qm, cs.columns_of(img, context))  # (columns, beams)
     logits = ints.astype(np.float64) * 2.0 ** -qm.output_type.frac
     return logits[proj.column, proj.beam]
 
 
-def detect(seq_dir: Path, run_dir: Path) -> dict:
+def detect(seq_dir: Path, run_dir: Path, sensor: str | None = None) -> dict:
+    """`sensor`: a beam table preset or sensor file; None estimates the table from the sequence's scans."""
     from insitu.steps.lidar_data import load_segnet
 
     run = RunDir(run_dir)
@@ -47,24 +49,26 @@ def detect(seq_dir: Path, run_dir: Path) -> dict:
         raise InsituError(f"{run_dir} holds no trained lidar student", "run `insitu run lidar --out DIR` first")
     seq = kitti.open_sequence(seq_dir)
     beams, columns = cfg.lidar.data.beams, cfg.lidar.data.columns
-    check_beams(seq, beams)  # reads (and so validates) every scan first
+    table = sequence_table(seq, given_table(sensor, None) if sensor else None)  # reads and checks every scan
+    require_beams(table, beams, str(seq_dir), trained=True)
     if seq.labels is not None:
         for scan, lab in zip(seq.scans, seq.labels):
             kitti.read_label(lab, len(kitti.read_scan(scan)))
     qm = QuantModel.load(run.path("export"))
     threshold = float(json.loads(run.path("export", "check.json").read_text())["threshold_logit"])
-    res = two_stream.run_sequence(seq, load_segnet(run, cfg), beams, columns, cfg.lidar.motion)
+    res = two_stream.run_sequence(seq, load_segnet(run, cfg), table, columns, cfg.lidar.motion)
     staging = Path(seq_dir) / ".predictions-staging"
     shutil.rmtree(staging, ignore_errors=True)
     per_scan = []
     for s in res.scans:
-        score = student_scores(qm, s.points, beams, columns, cfg.lidar.student.context)
+        score = student_scores(qm, s.points, table, columns, cfg.lidar.student.context)
         flag = score >= threshold
         atomic_savez(staging / f"{s.name}.npz", score=score.astype(np.float32), flag=flag.astype(np.uint8),
                      two_stream_flag=s.flag.astype(np.uint8), code=s.code.astype(np.uint8))
         per_scan.append({"scan": s.name, "points": len(score), "student_flagged": int(flag.sum()),
                          "two_stream_flagged": int(s.flag.sum())})
     summary = {"sequence": str(seq_dir), "run": str(run_dir), "scans": len(per_scan), "threshold_logit": threshold,
+               "beam_table": table.describe(),
                "motion_stream": res.motion_stream, "ego_motion": res.ego_motion,
                "student_flagged": sum(p["student_flagged"] for p in per_scan),
                "two_stream_flagged": sum(p["two_stream_flagged"] for p in per_scan),

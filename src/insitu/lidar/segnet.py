@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from insitu.config_lidar import SegNetConfig
-from insitu.data.range_image import Projection, project
+from insitu.data.range_image import BeamTable, Projection, project
 
 log = logging.getLogger(__name__)
 CLASSES = ["road", "sidewalk", "building", "vegetation", "pole", "car", "person", "bicyclist"]
@@ -38,17 +38,17 @@ def class_of(semantic: np.ndarray) -> np.ndarray:
     return lut[semantic.astype(np.int64)]
 
 
-def features(points: np.ndarray, prev_in_cur: np.ndarray | None, beams: int, columns: int
+def features(points: np.ndarray, prev_in_cur: np.ndarray | None, table: BeamTable, columns: int
              ) -> tuple[np.ndarray, Projection]:
     """(CHANNELS, B, W) float32 network input of a scan, and its projection."""
-    proj = project(points, beams, columns)
+    proj = project(points, table, columns)
     ok = proj.index >= 0
     rng = proj.range_
     z = proj.image(points[:, 2].astype(np.float32))
     rem = proj.image(points[:, 3].astype(np.float32))
     resid = np.zeros_like(rng)
     if prev_in_cur is not None and len(prev_in_cur):
-        prev_r = project(prev_in_cur, beams, columns).range_
+        prev_r = project(prev_in_cur, table, columns).range_
         both = ok & (prev_r > 0)
         resid[both] = np.minimum(np.abs(rng[both] - prev_r[both]) / rng[both], 1.0)
     x = np.stack([rng / 50.0, z / 3.0, rem, resid, ok.astype(np.float32)]).astype(np.float32)
@@ -88,9 +88,9 @@ class SegSample:
     moving: np.ndarray  # (B,W) int64 0/1, -100 where ignored
 
 
-def sample(points: np.ndarray, semantic: np.ndarray, prev_in_cur: np.ndarray | None, beams: int,
+def sample(points: np.ndarray, semantic: np.ndarray, prev_in_cur: np.ndarray | None, table: BeamTable,
            columns: int) -> SegSample:
-    x, proj = features(points, prev_in_cur, beams, columns)
+    x, proj = features(points, prev_in_cur, table, columns)
     cls = proj.image(class_of(semantic), fill=IGNORE)
     mov = proj.image(np.isin(semantic, MOVING_IDS).astype(np.int64), fill=-100)
     mov[cls == IGNORE] = -100
@@ -138,9 +138,9 @@ class SupervisedResult:
 
 
 @torch.no_grad()
-def predict(model: SegNet, points: np.ndarray, prev_in_cur: np.ndarray | None, beams: int,
+def predict(model: SegNet, points: np.ndarray, prev_in_cur: np.ndarray | None, table: BeamTable,
             columns: int) -> SupervisedResult:
-    x, proj = features(points, prev_in_cur, beams, columns)
+    x, proj = features(points, prev_in_cur, table, columns)
     s, m = model(torch.from_numpy(x)[None])
     ps, pm = torch.softmax(s[0], 0).numpy(), torch.softmax(m[0], 0)[1].numpy()
     cls_img = ps.argmax(0)

@@ -15,6 +15,7 @@ import numpy as np
 
 from insitu.config_lidar import MotionConfig
 from insitu.data import kitti
+from insitu.data.range_image import BeamTable
 from insitu.lidar import contradiction, segnet
 from insitu.lidar.motion import MotionParams, motion, transform
 from insitu.lidar.registration import relative_motions
@@ -50,7 +51,7 @@ def motion_params(cfg: MotionConfig) -> MotionParams:
                         flow_smooth_k=cfg.flow_smooth_k)
 
 
-def run_sequence(seq: kitti.Sequence, model: segnet.SegNet, beams: int, columns: int,
+def run_sequence(seq: kitti.Sequence, model: segnet.SegNet, table: BeamTable, columns: int,
                  cfg: MotionConfig) -> SequenceResult:
     scans = [kitti.read_scan(p) for p in seq.scans]
     rel = relative_motions(scans, seq.poses) if len(scans) > 1 else [None]
@@ -67,7 +68,7 @@ def run_sequence(seq: kitti.Sequence, model: segnet.SegNet, beams: int, columns:
             nb = transform(scans[1][:, :3], np.linalg.inv(rel[1]))
         else:
             nb = transform(scans[i - 1][:, :3], rel[i])
-        sup = segnet.predict(model, pts, nb, beams, columns)
+        sup = segnet.predict(model, pts, nb, table, columns)
         n = len(pts)
         if nb is None:
             ssl = np.zeros(n, bool)

@@ -34,7 +34,8 @@ def build(run: RunDir) -> dict[str, Any]:
     hls_path = run.path("hls", "csim.json")
     rep: dict[str, Any] = {
         "app": "lidar", "preset": cfg["preset"],
-        "dataset": {k: data[k] for k in ("root", "beams", "columns", "synthetic", "scans")},
+        "dataset": {**{k: data[k] for k in ("root", "beams", "columns", "synthetic", "scans")},
+                    "beam_tables": sorted({f"{t['name']} ({t['source']})" for t in data.get("tables", {}).values()})},
         "supervised": {**streams.get("supervised", {}), "params": seg["params"], "train_miou": seg["train_miou"]},
         "two_stream": {**streams.get("two_stream", {}), "teacher_score": streams.get("teacher_score")},
         "student": {**{k: v for k, v in exp.get("student", {}).items() if k != "binary"},
@@ -155,7 +156,8 @@ def markdown(rep: dict[str, Any], roc_name: str | None, bev_name: str | None) ->
              f"Data: {rep['dataset']['beams']} beams x {rep['dataset']['columns']} columns; scans "
              + ", ".join(f"{k} {v}" for k, v in rep["dataset"]["scans"].items())
              +
-             f"{' (built-in simulator)' if rep['dataset']['synthetic'] else ''}.", "",
+             f"{' (built-in simulator)' if rep['dataset']['synthetic'] else ''}; beam table "
+             f"{', '.join(rep['dataset'].get('beam_tables') or ['n/a'])}.", "",
              "| detector | IoU | TP | FP | FN | AUROC | AUPR | FPR95 |", "|---|---:|---:|---:|---:|---:|---:|---:|",
              f"| two-stream flags | {f(ts.get('iou'))} | {f(ts.get('tp'), 4)} | {f(ts.get('fp'), 4)} | "
              f"{f(ts.get('fn'), 4)} | {f(ts.get('auroc_binary'))} (binary) | | |",

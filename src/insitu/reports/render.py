@@ -57,6 +57,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         f"Dataset **{d['name']}**: classes {', '.join(d['classes'])}; {d['sizes']['train']} labelled, "
         f"{d['sizes']['pool']} unlabelled, {d['sizes']['test']} test images at {d['image_size']}x{d['image_size']} "
         f"(sha256 `{d['checksum'][:16]}…`).",
+        *[f"\n> Data: {note}." for note in (d.get("split") or {}).get("notes", [])],
         "",
         "| model | parameters | test accuracy |",
         "|---|---:|---:|",
@@ -67,8 +68,10 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         f"| student without the teacher, float | {s['params']:,} | {pct(n['accuracy_float'])} |",
         f"| student without the teacher, QAT | {s['params']:,} | {pct(n['accuracy'])} |",
         "",
-        f"Distillation mode: **{s['distill_mode']}** ({s['steps']} optimisation steps per student, the same for "
-        f"the ablation). Knowledge distillation gain: **{report['kd_gain_points']:+.2f} points**. "
+        f"Distillation mode: **{s['distill_mode']}**"
+        + (f" ({s['distill_mode_reason']})" if s.get("distill_mode_reason") else "")
+        + f"; {s['steps']} optimisation steps per student, the same for "
+        f"the ablation. Knowledge distillation gain: **{report['kd_gain_points']:+.2f} points**. "
         f"The student is {1 / s['params_vs_teacher']:,.0f}x smaller than the teacher.",
         "",
         f"![confusion matrices]({plot_name})",

@@ -15,6 +15,7 @@ import torch
 from insitu.config import RunConfig
 from insitu.distill.checkpoint import save_checkpoint
 from insitu.distill.losses import ce_loss, kd_loss
+from insitu.distill.mode import resolve_mode
 from insitu.distill.student import build_student, load_float_into_quant, weight_params
 from insitu.distill.train import FitSpec, accuracy, confusion, fit, predict_logits, resolve_device, steps_for
 from insitu.pipeline import StepResult
@@ -22,12 +23,6 @@ from insitu.rundir import RunDir, atomic_write_json
 from insitu.steps import data as data_step
 
 log = logging.getLogger(__name__)
-
-
-def resolve_mode(cfg: RunConfig, n_labelled: int, n_pool: int) -> str:
-    if cfg.distill.mode != "auto":
-        return cfg.distill.mode
-    return "label_free" if n_pool > n_labelled else "labelled"
 
 
 def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device: torch.device, tag: str):
@@ -54,7 +49,8 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     k, size = len(data.class_names), data.image_size
     with np.load(run.path("teacher", "soft_labels.npz")) as z:
         soft_train, soft_pool = z["train"], z["pool"]
-    mode = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
+    mode, why = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
+    log.info("distillation: %s (%s)", mode, why)
     x_kd = np.concatenate([data.train_x, data.pool_x])
     t_kd = torch.from_numpy(np.concatenate([soft_train, soft_pool])).float().to(device)
     labels = np.concatenate([data.train_y if mode == "labelled" else -np.ones_like(data.train_y),
@@ -80,7 +76,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
 
     nokd_float, nokd_quant, _ = _train_pair(cfg, x_ce, ce, k, size, device, "no-KD student")
 
-    outputs, metrics = [], {"mode": mode, "steps_per_student": kd_steps}
+    outputs, metrics = [], {"mode": mode, "mode_reason": why, "steps_per_student": kd_steps}
     student_cfg = {**cfg.student.model_dump(mode="json"), "classes": k, "image_size": size}
     for name, model, quantized in (("kd_float", kd_float, False), ("kd", kd_quant, True),
                                    ("nokd_float", nokd_float, False), ("nokd", nokd_quant, True)):
@@ -94,7 +90,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     metrics["kd_gain_points"] = 100 * (metrics["kd"]["accuracy"] - metrics["nokd"]["accuracy"])
     path = run.path("student", "metrics.json")
     atomic_write_json(path, metrics)
-    summary = {"mode": mode, "params": metrics["params"], **{f"{n}_accuracy": metrics[n]["accuracy"]
+    summary = {"mode": mode, "mode_reason": why, "params": metrics["params"], **{f"{n}_accuracy": metrics[n]["accuracy"]
                for n in ("kd", "kd_float", "nokd", "nokd_float")}, "kd_gain_points": metrics["kd_gain_points"]}
     return StepResult(outputs + [path], summary)
 

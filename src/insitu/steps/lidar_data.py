@@ -13,7 +13,8 @@ import torch
 
 from insitu.config import RunConfig
 from insitu.data import kitti
-from insitu.data.lidar import LidarDataset, check_beams, from_semantickitti, simulate
+from insitu.data.lidar import LidarDataset, from_semantickitti, simulate
+from insitu.data.range_image import BeamTable
 from insitu.distill.checkpoint import load_checkpoint, save_checkpoint
 from insitu.lidar import segnet
 from insitu.lidar.motion import transform
@@ -26,16 +27,13 @@ log = logging.getLogger(__name__)
 
 def run_data(cfg: RunConfig, run: RunDir) -> StepResult:
     d = cfg.lidar.data
-    if d.source == "synthetic":
-        ds = simulate(d, workers=2)
-    else:
-        ds = from_semantickitti(d)
-        for split in ("train", "pool", "test"):
-            for folder in ds.folders(split):
-                check_beams(kitti.open_sequence(folder), d.beams)
+    ds = simulate(d, workers=2) if d.source == "synthetic" else from_semantickitti(d)
     info = {"root": str(ds.root), "splits": ds.splits, "beams": ds.beams, "columns": ds.columns,
             "synthetic": ds.synthetic, "scans": {s: sum(len(ds.sequence(n)) for n in ds.splits[s])
-                                                 for s in ds.splits}}
+                                                 for s in ds.splits},
+            "tables": {n: t.describe() for n, t in sorted(ds.tables.items())}}
+    names = sorted({t.name for t in ds.tables.values()})
+    log.info("lidar data: %d-beam sensor, beam table %s", ds.beams, ", ".join(names))
     if ds.synthetic:
         info["checksums_sha256"] = hashlib.sha256((ds.root / "checksums.json").read_bytes()).hexdigest()
     path = run.path("lidar", "data.json")
@@ -45,7 +43,8 @@ def run_data(cfg: RunConfig, run: RunDir) -> StepResult:
 
 def load_dataset(run: RunDir) -> LidarDataset:
     info = json.loads(run.path("lidar", "data.json").read_text())
-    return LidarDataset(Path(info["root"]), info["splits"], info["beams"], info["columns"], info["synthetic"])
+    tables = {n: BeamTable(tuple(t["angles_deg"]), t["name"], t["source"]) for n, t in info["tables"].items()}
+    return LidarDataset(Path(info["root"]), info["splits"], info["beams"], info["columns"], info["synthetic"], tables)
 
 
 def _samples(ds: LidarDataset) -> list[segnet.SegSample]:
@@ -59,7 +58,7 @@ def _samples(ds: LidarDataset) -> list[segnet.SegSample]:
         for i, pts in enumerate(scans):
             sem, _ = kitti.read_label(seq.labels[i], len(pts))
             prev = None if i == 0 else transform(scans[i - 1][:, :3], rel[i])
-            out.append(segnet.sample(pts, sem, prev, ds.beams, ds.columns))
+            out.append(segnet.sample(pts, sem, prev, ds.table(name), ds.columns))
     return out
 
 

@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def _one(args: tuple) -> dict[str, np.ndarray]:
-    folder, run_root, cfg_json = args
+    folder, run_root, cfg_json, table = args
     from insitu.config import RunConfig
 
     torch.set_num_threads(1)
     cfg = RunConfig.model_validate(cfg_json)
     model = load_segnet(RunDir(Path(run_root)), cfg)
-    res = two_stream.run_sequence(kitti.open_sequence(folder), model, cfg.lidar.data.beams, cfg.lidar.data.columns,
+    res = two_stream.run_sequence(kitti.open_sequence(folder), model, table, cfg.lidar.data.columns,
                                   cfg.lidar.motion)
     return two_stream.to_arrays(res)
 
@@ -49,11 +49,12 @@ def truth_of(folder: Path, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, n
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
     ds = load_dataset(run)
-    jobs = [(f, str(run.root), cfg.model_dump(mode="json")) for s in ("pool", "test") for f in ds.folders(s)]
+    jobs = [(f, str(run.root), cfg.model_dump(mode="json"), ds.table(f.name)) for s in ("pool", "test")
+            for f in ds.folders(s)]
     with ProcessPoolExecutor(2) as ex:
         results = list(ex.map(_one, jobs))
     outputs, flags, truth, pred_cls, true_cls, score = [], [], [], [], [], []
-    for (folder, _, _), arr in zip(jobs, results):
+    for (folder, *_), arr in zip(jobs, results):
         path = run.path("streams", f"{folder.name}.npz")
         atomic_savez(path, **arr)
         outputs.append(path)
@@ -66,7 +67,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
                 pred_cls.append(arr["cls"])
                 true_cls.append(t[1])
     summary: dict = {"sequences": len(jobs), "pool_flagged_fraction": float(np.mean(np.concatenate(
-        [r["flag"] for (f, _, _), r in zip(jobs, results) if f.name in ds.splits["pool"]])))}
+        [r["flag"] for (f, *_), r in zip(jobs, results) if f.name in ds.splits["pool"]])))}
     if truth:
         f, cat = np.concatenate(flags), np.concatenate(truth)
         t = cat > 0

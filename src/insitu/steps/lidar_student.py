@@ -43,7 +43,7 @@ def split_columns(run: RunDir, cfg: RunConfig, split: str) -> dict[str, np.ndarr
         for i, scan in enumerate(seq.scans):
             pts = kitti.read_scan(scan)
             a, b = arr["offsets"][i], arr["offsets"][i + 1]
-            img, proj = cs.feature_image(pts, d.beams, d.columns)
+            img, proj = cs.feature_image(pts, ds.table(folder.name), d.columns)
             xs.append(cs.columns_of(img, cfg.lidar.student.context))
             soft = w * arr["flag"][a:b] + (1 - w) * arr["teacher_score"][a:b]
             tgt.append(proj.image(soft.astype(np.float32)).T)
