@@ -106,9 +106,75 @@ def test_detect_writes_predictions_and_handles_bad_sequences(lidar_run, tmp_path
     s = json.loads((single / "predictions" / "summary.json").read_text())
     assert not s["motion_stream"] and s["two_stream_flagged"] == 0 and "no motion stream" in proc.stdout + proc.stderr
 
-    # malformed poses
+    # malformed poses (below), after sensors of other makes:
     badpose = tmp_path / "badpose"
     shutil.copytree(seq, badpose)
     (badpose / "poses.txt").write_text("1 0 0\n")
     proc = _cli("lidar", "detect", str(badpose), "--run", str(lidar_run), check=False)
     assert proc.returncode != 0 and "poses" in proc.stderr
+
+
+#: a 16-beam sensor with uneven spacing that is none of the built-in tables (dense at the horizon)
+UNEVEN_16 = (12.0, 7.5, 4.0, 2.0, 1.0, 0.3, -0.4, -1.1, -1.8, -2.6, -3.5, -4.6, -6.0, -8.0, -11.5, -17.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("labels,poses", [(True, True), (False, False)])
+def test_detect_on_a_sensor_of_unknown_make(lidar_run, tmp_path, labels, poses):
+    """The reported refusal: a valid sequence whose elevation angles are no built-in table. The table is
+    estimated from the scans, with or without labels and poses; the student runs as long as the beam count fits."""
+    seq = tmp_path / "uneven"
+    simulate_sequence(seq, (7, 7), SensorSpec(beams=16, columns=256, angles_deg=UNEVEN_16), 3, 2)
+    if not labels:
+        shutil.rmtree(seq / "labels")
+    if not poses:
+        (seq / "poses.txt").unlink()
+    proc = _cli("lidar", "detect", str(seq), "--run", str(lidar_run))
+    assert "beam table: estimated" in proc.stdout + proc.stderr
+    summary = json.loads((seq / "predictions" / "summary.json").read_text())
+    assert summary["scans"] == 3 and summary["beam_table"]["source"] == "estimated"
+    np.testing.assert_allclose(summary["beam_table"]["angles_deg"], UNEVEN_16, atol=1e-3)
+    assert summary["ego_motion"] == ("poses" if poses else "registration")
+    # the same table given as a sensor file gives the same predictions
+    sensor = tmp_path / "sensor.toml"
+    sensor.write_text(f"name = 'uneven'\nbeam_angles_deg = {list(UNEVEN_16)}\n")
+    first = {p.name: p.read_bytes() for p in (seq / "predictions").glob("*.npz")}
+    _cli("lidar", "detect", str(seq), "--run", str(lidar_run), "--sensor", str(sensor))
+    assert json.loads((seq / "predictions" / "summary.json").read_text())["beam_table"]["name"] == "uneven"
+    assert {p.name: p.read_bytes() for p in (seq / "predictions").glob("*.npz")} == first
+
+
+@pytest.mark.slow
+def test_detect_refuses_only_a_beam_count_the_student_cannot_take(lidar_run, tmp_path):
+    from insitu.data.range_image import PRESETS
+
+    seq = tmp_path / "vlp32c"
+    simulate_sequence(seq, (8,), SensorSpec(beams=32, columns=256, angles_deg=PRESETS["vlp-32c"]), 2, 1)
+    proc = _cli("lidar", "detect", str(seq), "--run", str(lidar_run), check=False)
+    msg = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "32-beam sensor" in msg and "takes 16 beams" in msg
+    assert "lidar.data.beams=32" in msg and not (seq / "predictions").exists()
+    proc = _cli("lidar", "detect", str(seq), "--run", str(lidar_run), "--sensor", "vlp-16", check=False)
+    assert proc.returncode == 2 and "does not fit the beam table 'vlp-16'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_training_on_user_sequences_of_an_uneven_sensor(tmp_path):
+    """`insitu run lidar --data ROOT` on SemanticKITTI-layout sequences of the uneven sensor: every sequence
+    gets its estimated table, the run goes to a report with bit-exact C and RTL simulation."""
+    root = tmp_path / "kitti"
+    for k in range(3):
+        simulate_sequence(root / "sequences" / f"{k:02d}", (k, 5), SensorSpec(beams=16, columns=256,
+                                                                              angles_deg=UNEVEN_16), 6, 2)
+    out = tmp_path / "run"
+    _cli("run", "lidar", "--preset", "tiny", "--data", str(root), "--set", "firmware.enabled=false",
+         "--set", "rtl.sim_vectors=20", "--out", str(out))
+    data = json.loads((out / "lidar" / "data.json").read_text())
+    assert set(data["tables"]) == {"00", "01", "02"}
+    for t in data["tables"].values():
+        assert t["source"] == "estimated"
+        np.testing.assert_allclose(t["angles_deg"], UNEVEN_16, atol=1e-3)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["csim"]["vectors"] == rep["csim"]["bit_exact_vectors"] == 60
+    assert rep["rtl"]["vectors"] == rep["rtl"]["bit_exact_vectors"] == 20
+    assert "estimated" in (out / "report.md").read_text()

@@ -22,8 +22,9 @@ def test_sizes_are_config():
 
 
 def test_image_too_small():
-    with pytest.raises(ConfigError, match="shrinks to nothing"):
+    with pytest.raises(ConfigError, match="shrink a 12x12 input to nothing at stage 2; they need at least 22x22"):
         build_student(StudentConfig(channels=[4, 4, 4]), 2, 12, True)
+    build_student(StudentConfig(channels=[4, 4, 4]), 2, 22, True)  # the size it names fits
 
 
 def test_float_weights_load_into_quant_student():

@@ -44,5 +44,10 @@ def test_npz_source_split_and_resize(tmp_path):
     np.savez(tmp_path / "d.npz", x=x, y=np.arange(50) % 4)
     cfg = DataConfig(source="npz", path=tmp_path / "d.npz", n_train=20, n_pool=100, n_test=10, image_size=16)
     d = cells.from_files(cfg)
-    assert d.train_x.shape == (20, 16, 16) and len(d.test_y) == 10 and len(d.pool_x) == 20
-    assert len(d.class_names) == 4
+    # 50 images for 130 asked: scaled in proportion (7.7 / 38.5 / 3.8 -> 8 / 38 / 4), each class in train and test
+    assert d.train_x.shape == (8, 16, 16) and len(d.test_y) == 4 and len(d.pool_x) == 38
+    assert len(d.class_names) == 4 and sorted(d.test_y.tolist()) == [0, 1, 2, 3]
+    assert d.source["split"]["scaled"] and d.source["split"]["used"] == {"train": 8, "pool": 38, "test": 4}
+    enough = cells.from_files(cfg.model_copy(update={"n_pool": 20}))  # 50 = 20 + 20 + 10: sizes as asked
+    assert (len(enough.train_y), len(enough.pool_y), len(enough.test_y)) == (20, 20, 10)
+    assert not enough.source["split"]["scaled"]

@@ -8,7 +8,9 @@ gzip-compressed (`.gz`). Every inconsistency raises `DataError` naming the file 
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ def _read_bytes(path: Path) -> bytes:
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except FileNotFoundError:
         raise DataError(f"IDX file {path} does not exist", "check the path you passed with --data") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"cannot read IDX file {path}: {exc}", "re-copy the file; it is damaged") from None
 
 
@@ -50,7 +52,7 @@ def read_idx(path: Path, expect_ndim: int | None = None) -> np.ndarray:
         raise DataError(f"{path} is truncated inside its header", "re-copy the file")
     dims = struct.unpack(f">{ndim}I", buf[4:header])
     dtype = _TYPES[code]
-    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    need = math.prod(dims) * dtype.itemsize  # Python ints: a damaged header must not overflow int64
     have = len(buf) - header
     if have != need:
         kind = "truncated" if have < need else "longer than its header says"

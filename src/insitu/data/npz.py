@@ -1,13 +1,15 @@
 """Reading `.npz` files that may be damaged: every way numpy and zipfile can fail becomes one `DataError`.
 
 np.load on a damaged archive can raise far more than OSError (a mutation fuzz found NotImplementedError for an
-unknown zip version and RuntimeError for a member flagged as encrypted); each one is a damaged file to the
+unknown zip version, RuntimeError for a member flagged as encrypted, tokenize.TokenError from a damaged .npy
+header); each one is a damaged file to the
 user, named with the path. Arrays are read eagerly, with allow_pickle=False: no object arrays, no code.
 """
 
 from __future__ import annotations
 
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,7 +20,8 @@ from insitu.errors import DataError
 
 #: Everything np.load / NpzFile.__getitem__ raise on a damaged or hostile archive (not on a bug of ours).
 DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError,
-           RuntimeError, zlib.error, struct.error, OverflowError, MemoryError, UnicodeError)
+           RuntimeError, zlib.error, struct.error, OverflowError, MemoryError, UnicodeError, SyntaxError,
+           tokenize.TokenError, RecursionError)
 
 
 def load_arrays(path: Path, what: str, fix: str) -> dict[str, np.ndarray]:
