@@ -4,28 +4,15 @@ LymphoMNIST files with a single test image. Each either runs to a report (saying
 with an error that names the field or file, before anything trains."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from insitu.data import idx, synth_cells
 
-INSITU = str(Path(sys.executable).parent / "insitu")
+from .cli import cli as _cli
+
 FAST = ["--preset", "tiny", "--set", "firmware.enabled=false", "--set", "rtl.sim_vectors=8"]
-
-
-def _cli(*args, check=True, cache=None):
-    env = {**os.environ, **({"INSITU_CACHE": str(cache)} if cache else {})}
-    proc = subprocess.run([INSITU, *args], capture_output=True, text=True, timeout=900, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"insitu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    proc.stderr = " ".join(proc.stderr.split())
-    proc.stdout = " ".join(proc.stdout.split())
-    return proc
 
 
 def _cells(counts, size=64, seed=0):

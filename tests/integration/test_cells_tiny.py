@@ -2,26 +2,16 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-INSITU = str(Path(sys.executable).parent / "insitu")
-
-
-def _cli(*args, check=True):
-    proc = subprocess.run([INSITU, *args], capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"insitu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    proc.stderr = " ".join(proc.stderr.split())  # messages are checked independent of line wrapping
-    return proc
+from .cli import INSITU, cli
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "cells-tiny"
-    _cli("run", "cells", "--preset", "tiny", "--out", str(out))
+    cli("run", "cells", "--preset", "tiny", "--out", str(out))
     return out
 
 
@@ -76,16 +66,16 @@ def test_tiny_run_ends_with_a_bitstream_and_a_latency_report(tiny_run):
     assert "Firmware (vendor-free)" in md and "first pixel → decision" in md
     assert (tiny_run / "latency_vs_resources.png").exists()
     # programming the bundle: the exact command, nothing run
-    proc = _cli("program", "--board", "ulx3s-85f", "--out", str(tiny_run), "--dry-run")
+    proc = cli("program", "--board", "ulx3s-85f", "--out", str(tiny_run), "--dry-run")
     assert proc.stdout.strip().endswith(str(bit.resolve())) and "openFPGALoader" in proc.stdout
 
 
 @pytest.mark.slow
 def test_resume_and_single_stage_rerun(tiny_run):
     before = json.loads((tiny_run / "manifest.json").read_text())["stages"]["teacher"]["outputs"]
-    proc = _cli("run", "cells", "--preset", "tiny", "--out", str(tiny_run))
+    proc = cli("run", "cells", "--preset", "tiny", "--out", str(tiny_run))
     assert "up to date" in proc.stderr
-    _cli("hls", "--out", str(tiny_run), "--set", "hls.io_type=io_stream")
+    cli("hls", "--out", str(tiny_run), "--set", "hls.io_type=io_stream")
     after = json.loads((tiny_run / "manifest.json").read_text())
     assert after["stages"]["teacher"]["outputs"] == before
     assert after["stages"]["hls"]["summary"]["csim"]["bit_exact_vectors"] == after["stages"]["hls"]["summary"]["csim"]["vectors"]
@@ -93,11 +83,11 @@ def test_resume_and_single_stage_rerun(tiny_run):
 
 @pytest.mark.slow
 def test_bad_inputs_fail_clearly(tmp_path):
-    proc = _cli("run", "cells", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r"), check=False)
+    proc = cli("run", "cells", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = _cli("run", "cells", "--set", "student.weight_bits=12", "--out", str(tmp_path / "r"), check=False)
+    proc = cli("run", "cells", "--set", "student.weight_bits=12", "--out", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "student.weight_bits" in proc.stderr
-    proc = _cli("hls", "--out", str(tmp_path / "nothing"), check=False)
+    proc = cli("hls", "--out", str(tmp_path / "nothing"), check=False)
     assert proc.returncode == 2 and "not an insitu run directory" in proc.stderr
 
 
@@ -114,7 +104,7 @@ def test_lymphomnist_idx_folder_two_class(tmp_path):
         write_idx(folder / f"{split}_images.gz", x)
         write_idx(folder / f"{split}_labels.gz", y.astype("uint8"))
     out = tmp_path / "run"
-    _cli("run", "cells", "--preset", "tiny", "--data", str(folder), "--set", "data.classes=2",
+    cli("run", "cells", "--preset", "tiny", "--data", str(folder), "--set", "data.classes=2",
          "--set", "firmware.enabled=false", "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"]["name"] == "lymphomnist:lymphomnist" and report["dataset"]["classes"] == ["B", "T"]
@@ -152,7 +142,7 @@ def test_ctrl_c_keeps_finished_steps_and_the_next_run_resumes(tmp_path):
     stages = json.loads(manifest.read_text())["stages"]
     assert "data" in stages and "report" not in stages
     data_hash = stages["data"]["outputs"]
-    again = _cli("run", "cells", "--preset", "tiny", *no_fw, *slow_teacher, "--out", str(out))
+    again = cli("run", "cells", "--preset", "tiny", *no_fw, *slow_teacher, "--out", str(out))
     assert "step data up to date" in again.stderr
     final = json.loads(manifest.read_text())["stages"]
     assert final["data"]["outputs"] == data_hash and "report" in final
@@ -166,11 +156,11 @@ def test_missed_timing_still_builds_and_a_hanging_tool_keeps_the_bundle(tiny_run
 
     bundle = tiny_run / "firmware" / "ulx3s-85f"
     # a clock the design cannot reach: built anyway, marked, the achieved Fmax reported
-    _cli("firmware", "--out", str(tiny_run), "--set", "firmware.clock_mhz=400")
+    cli("firmware", "--out", str(tiny_run), "--set", "firmware.clock_mhz=400")
     impl = json.loads((bundle / "impl.json").read_text())["impl"]
     assert impl["timing_met"] is False and impl["fmax_mhz"] < impl["target_mhz"]
     assert (bundle / impl["bitstream"]).exists()
-    _cli("report", "--out", str(tiny_run))
+    cli("report", "--out", str(tiny_run))
     assert "timing **NOT met** (asked" in (tiny_run / "report.md").read_text()
     before = {p.name: sha256_file(p) for p in bundle.iterdir() if p.is_file()}
     # a synthesis tool that hangs: killed at the timeout, named, and the previous bundle is untouched
@@ -189,5 +179,5 @@ def test_missed_timing_still_builds_and_a_hanging_tool_keeps_the_bundle(tiny_run
 
 @pytest.mark.slow
 def test_unknown_board_is_named_with_the_known_ones(tiny_run):
-    proc = _cli("build", "--board", "ulx3s-99f", "--out", str(tiny_run), check=False)
+    proc = cli("build", "--board", "ulx3s-99f", "--out", str(tiny_run), check=False)
     assert proc.returncode == 2 and "ulx3s-99f" in proc.stderr and "ulx3s-85f" in proc.stderr

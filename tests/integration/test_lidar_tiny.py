@@ -3,9 +3,6 @@ including the bad inputs that must fail clearly and leave earlier predictions in
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,24 +10,13 @@ import pytest
 from insitu.data import kitti
 from insitu.data.lidar_sim import SensorSpec, simulate_sequence
 
-INSITU = str(Path(sys.executable).parent / "insitu")
-
-
-def _cli(*args, check=True, env=None):
-    proc = subprocess.run([INSITU, *args], capture_output=True, text=True, timeout=1200, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"insitu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    proc.stderr = " ".join(proc.stderr.split())
-    proc.stdout = " ".join(proc.stdout.split())
-    return proc
+from .cli import cli as _cli
 
 
 @pytest.fixture(scope="module")
 def lidar_run(tmp_path_factory):
-    import os
-
     base = tmp_path_factory.mktemp("lidar")
-    env = {**os.environ, "INSITU_CACHE": str(base / "cache")}
+    env = {"INSITU_CACHE": str(base / "cache")}
     _cli("run", "lidar", "--preset", "tiny", "--out", str(base / "run"), env=env)
     return base / "run"
 
