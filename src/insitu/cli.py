@@ -260,6 +260,8 @@ def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help
                       f"{bt['angles_deg'][0]:.2f} degrees)")
         console.print(f"{s['scans']} scans, {s['points']} points: student flagged {s['student_flagged']}, "
                       f"two-stream flagged {s['two_stream_flagged']} -> {seq_dir / 'predictions'}")
+        for w in s.get("warnings", []):
+            console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
         if "note" in s:
             console.print(f"[yellow]note[/]: {s['note']}")
     except InsituError as exc:

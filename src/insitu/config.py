@@ -31,6 +31,9 @@ class DataConfig(_Strict):
     n_pool: int = Field(9000, ge=0, le=10_000_000, description="unlabelled images for distillation")
     n_test: int = Field(2000, ge=6, le=10_000_000, description="held-out test images")
     seed: int = Field(0, ge=0, description="seed of the synthetic generator and of the split")
+    flips: bool = Field(True, description="the class is unchanged by flips and transposes (cells seen from above): "
+                                          "training augments with them and the teacher's soft labels average the "
+                                          "flipped views; false for digits, text, oriented objects (shifts only)")
     separation: float = Field(1.0, ge=0.0, le=4.0,
                               description="synthetic data: scale of the class differences (1 = calibrated default)")
 

@@ -108,9 +108,11 @@ def test_lymphomnist_idx_folder_two_class(tmp_path):
          "--set", "firmware.enabled=false", "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"]["name"] == "lymphomnist:lymphomnist" and report["dataset"]["classes"] == ["B", "T"]
-    assert report["dataset"]["sizes"] == {"train": 240, "pool": 60, "test": 90}
+    # the 300 training-file images are fewer than train 240 + pool 360: both scaled in proportion
+    assert report["dataset"]["sizes"] == {"train": 120, "pool": 180, "test": 90}
+    assert report["dataset"]["split"]["scaled"]
     assert report["csim"]["vectors"] == report["csim"]["bit_exact_vectors"] == 90
-    assert report["student"]["distill_mode"] == "labelled"  # the pool is smaller than the labelled set
+    assert report["student"]["distill_mode"] == "label_free"  # the pool outnumbers the labelled set
     assert report["rtl"]["vectors"] == report["rtl"]["bit_exact_vectors"] == 40  # 2 classes through the RTL too
     assert report["impl"] is None and not (out / "firmware").exists()
 

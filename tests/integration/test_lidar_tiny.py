@@ -53,6 +53,7 @@ def test_detect_writes_predictions_and_handles_bad_sequences(lidar_run, tmp_path
     _cli("lidar", "detect", str(seq), "--run", str(lidar_run))
     summary = json.loads((seq / "predictions" / "summary.json").read_text())
     assert summary["scans"] == 3 and summary["motion_stream"] and summary["ego_motion"] == "poses"
+    assert summary["warnings"] == []  # the sensor the student was trained on
     for i in range(3):
         n = len(kitti.read_scan(seq / "velodyne" / f"{i:06d}.bin"))
         with np.load(seq / "predictions" / f"{i:06d}.npz") as z:
@@ -121,6 +122,7 @@ def test_detect_on_a_sensor_of_unknown_make(lidar_run, tmp_path, labels, poses):
     assert summary["scans"] == 3 and summary["beam_table"]["source"] == "estimated"
     np.testing.assert_allclose(summary["beam_table"]["angles_deg"], UNEVEN_16, atol=1e-3)
     assert summary["ego_motion"] == ("poses" if poses else "registration")
+    assert "not validated for this sensor" in " ".join(summary["warnings"])  # trained on the uniform sim-16
     # the same table given as a sensor file gives the same predictions
     sensor = tmp_path / "sensor.toml"
     sensor.write_text(f"name = 'uneven'\nbeam_angles_deg = {list(UNEVEN_16)}\n")

@@ -140,3 +140,14 @@ def test_user_sequences_get_their_own_tables(tmp_path):
     with pytest.raises(DataError, match="16-beam sensor .* but lidar.data.beams=32") as err:
         from_semantickitti(LidarDataConfig(source="semantickitti", path=root, beams=32, columns=256))
     assert "lidar.data.beams=16" in err.value.fix
+
+
+def test_a_table_other_than_the_training_one_is_flagged():
+    from insitu.data.lidar_sensor import foreign_table_warning
+
+    sim32, vlp = preset("sim-32"), preset("vlp-32c")
+    assert foreign_table_warning(sim32, [preset("hdl-32e")]) is None  # the same angles
+    assert foreign_table_warning(BeamTable(tuple(a + 0.01 for a in sim32.angles_deg)), [sim32]) is None
+    w = foreign_table_warning(vlp, [sim32])
+    assert w and "not validated" in w and "lidar.data.sensor" in w
+    assert foreign_table_warning(preset("hdl-64e"), [sim32]) is None  # another count is refused elsewhere

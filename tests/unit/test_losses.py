@@ -37,3 +37,23 @@ def test_alpha_zero_is_plain_cross_entropy():
     s, t, y = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
     loss = kd_loss(s, t, y, torch.ones(4, dtype=torch.bool), 2.0, 0.0)
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(s, y))
+
+
+def test_augmentation_keeps_orientation_when_flips_are_off():
+    import numpy as np
+    import torch
+
+    from insitu.distill.train import augment, to_input
+
+    x = np.zeros((64, 12, 12), np.uint8)
+    x[:, 2:5, 3] = 200  # a vertical bar in the upper left quadrant
+    t = to_input(x)
+    flipped = augment(t, torch.Generator().manual_seed(0), photometric=False, flips=True)
+    kept = augment(t, torch.Generator().manual_seed(0), photometric=False, flips=False)
+    # with flips some images move the bar into another quadrant; without, every bar stays upper left, vertical
+    quadrant = lambda a: (a[:, 0, :6, :6].sum((1, 2)) > 0)  # noqa: E731
+    assert not bool(quadrant(flipped).all()) and bool(quadrant(kept).all())
+    assert bool(((kept[:, 0] > 0).sum(1).amax(1) >= 3).all())  # still 3 pixels tall: no transpose
+    # both draw the same random numbers: switching flips changes nothing else (reproducible runs)
+    again = augment(t, torch.Generator().manual_seed(0), photometric=False, flips=True)
+    assert torch.equal(flipped, again)

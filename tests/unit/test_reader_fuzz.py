@@ -85,6 +85,32 @@ _CELLS = dict(train_x=_IMAGES, train_y=_LABELS.astype(np.int64), pool_x=_IMAGES[
               test_x=_IMAGES[:3], test_y=np.array([0, 1, 2]), class_names=np.array(["a", "b", "c"]),
               meta=np.array(json.dumps({"name": "x", "source": {}})))
 
+def _model_files() -> tuple[bytes, bytes]:
+    import tempfile
+    from pathlib import Path
+
+    from insitu.ir.synthetic import random_model
+
+    with tempfile.TemporaryDirectory() as d:
+        random_model(seed=0, size=8, channels=(2,)).save(Path(d))
+        return (Path(d) / "quantmodel.json").read_bytes(), (Path(d) / "quantmodel.npz").read_bytes()
+
+
+_QM_JSON, _QM_NPZ = _model_files()
+
+
+def _load_model_with(name: str, other: bytes):
+    """QuantModel.load on a folder whose `name` file is the fuzzed one and whose other file is intact."""
+    from insitu.ir.model import QuantModel
+
+    def call(path):
+        twin = "quantmodel.npz" if name == "quantmodel.json" else "quantmodel.json"
+        (path.parent / twin).write_bytes(other)
+        return QuantModel.load(path.parent)
+
+    return call
+
+
 #: reader name -> (file name, valid seed bytes, the call)
 READERS = {
     "idx images": ("train_images", _idx(_IMAGES), lambda p: idx.read_idx(p, expect_ndim=3)),
@@ -100,6 +126,8 @@ READERS = {
     "image tiff 16-bit": ("0.tif", _tiff16(), byo.read_image),
     "sensor toml": ("sensor.toml", b'name = "s"\nbeam_angles_deg = [2.0, 0.5, -1.0, -3.25]\n', read_sensor_file),
     "sensor json": ("sensor.json", json.dumps({"beam_angles_deg": [2.0, 0.5, -1.0]}).encode(), read_sensor_file),
+    "model structure": ("quantmodel.json", _QM_JSON, _load_model_with("quantmodel.json", _QM_NPZ)),
+    "model weights": ("quantmodel.npz", _QM_NPZ, _load_model_with("quantmodel.npz", _QM_JSON)),
 }
 
 

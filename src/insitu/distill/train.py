@@ -37,9 +37,9 @@ def to_input(x_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (t.to(torch.float32) / 256.0).unsqueeze(1)
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool) -> torch.Tensor:
-    """Random dihedral transform per batch element, one random shift per batch; optional brightness/contrast
-    jitter per element.
+def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool, flips: bool = True) -> torch.Tensor:
+    """Random dihedral transform per batch element (when `flips`), one random shift per batch; optional
+    brightness/contrast jitter per element.
 
     Geometric changes keep x on the 2^-8 grid (the student's input type); photometric ones are for the teacher.
     """
@@ -47,9 +47,11 @@ def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool) -> torch.T
     flip_h = torch.rand(n, generator=gen) < 0.5
     flip_v = torch.rand(n, generator=gen) < 0.5
     transpose = torch.rand(n, generator=gen) < 0.5
-    x = torch.where(flip_h[:, None, None, None], x.flip(-1), x)
-    x = torch.where(flip_v[:, None, None, None], x.flip(-2), x)
-    x = torch.where(transpose[:, None, None, None], x.transpose(-1, -2), x)
+    if flips:
+        x = torch.where(flip_h[:, None, None, None], x.flip(-1), x)
+        x = torch.where(flip_v[:, None, None, None], x.flip(-2), x)
+        if x.shape[-1] == x.shape[-2]:
+            x = torch.where(transpose[:, None, None, None], x.transpose(-1, -2), x)
     pad = max(1, x.shape[-1] // 16)
     h, w = x.shape[-2:]
     dy, dx = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=gen))
@@ -74,6 +76,7 @@ class FitSpec:
     augment: bool = True
     photometric: bool = False
     seed: int = 0
+    flips: bool = True  # the data's class is invariant under flips and transposes
 
 
 def steps_for(epochs: int, n: int, batch_size: int) -> int:
@@ -107,7 +110,7 @@ def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, devi
             pos += spec.batch_size
             xb = to_input(x_all[idx])
             if spec.augment:
-                xb = augment(xb, gen, spec.photometric)
+                xb = augment(xb, gen, spec.photometric, spec.flips)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, spec.steps, spec.lr)
             loss = loss_fn(model(xb.to(device)), idx)

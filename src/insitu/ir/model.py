@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from insitu.errors import ExportError
+from insitu.data.npz import load_arrays
+from insitu.errors import ExportError, InsituError
 from insitu.ir.fixed import FixedType
 from insitu.rundir import atomic_savez, atomic_write_json
 
@@ -147,24 +148,32 @@ class QuantModel:
 
     @classmethod
     def load(cls, folder: Path) -> QuantModel:
+        fix = "re-run `insitu export`"
         try:
-            doc = json.loads((folder / "quantmodel.json").read_text())
-            with np.load(folder / "quantmodel.npz", allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise ExportError(f"cannot read QuantModel in {folder}: {exc}", "re-run `insitu export`") from None
-        if doc.get("ir_version") != IR_VERSION:
-            raise ExportError(f"{folder} holds IR version {doc.get('ir_version')}, this insitu reads {IR_VERSION}",
-                              "re-run `insitu export`")
-        layers = []
-        for d in doc["layers"]:
-            kw = {}
-            for k, v in d.items():
-                if isinstance(v, str) and v.startswith("@"):
-                    kw[k] = arrays[v[1:]]
-                elif isinstance(v, dict) and "signed" in v:
-                    kw[k] = FixedType.from_dict(v)
-                else:
-                    kw[k] = tuple(v) if k == "shape" else v
-            layers.append(LAYER_TYPES[d["kind"]](**kw))
-        return cls(layers, doc["class_names"], doc.get("meta", {}))
+            doc = json.loads((folder / "quantmodel.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ExportError(f"cannot read {folder / 'quantmodel.json'}: {exc}", fix) from None
+        try:
+            arrays = load_arrays(folder / "quantmodel.npz", "QuantModel weights", fix)
+        except InsituError as exc:
+            raise ExportError(exc.problem, exc.fix) from None
+        if not isinstance(doc, dict) or doc.get("ir_version") != IR_VERSION:
+            doc = doc if isinstance(doc, dict) else {}
+            raise ExportError(f"{folder / 'quantmodel.json'} holds IR version {doc.get('ir_version')}, this insitu "
+                              f"reads {IR_VERSION}", "re-run `insitu export`")
+        try:
+            layers = []
+            for d in doc["layers"]:
+                kw = {}
+                for k, v in d.items():
+                    if isinstance(v, str) and v.startswith("@"):
+                        kw[k] = arrays[v[1:]]
+                    elif isinstance(v, dict) and "signed" in v:
+                        kw[k] = FixedType.from_dict(v)
+                    else:
+                        kw[k] = tuple(v) if k == "shape" else v
+                layers.append(LAYER_TYPES[d["kind"]](**kw))
+            return cls(layers, list(doc["class_names"]), doc.get("meta", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ExportError(f"the QuantModel in {folder} (quantmodel.json with quantmodel.npz) is damaged or "
+                              f"incomplete ({type(exc).__name__}: {exc})", fix) from None

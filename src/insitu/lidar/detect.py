@@ -18,7 +18,7 @@ import numpy as np
 
 from insitu.config import load_config
 from insitu.data import kitti
-from insitu.data.lidar_sensor import given_table, require_beams, sequence_table
+from insitu.data.lidar_sensor import foreign_table_warning, given_table, require_beams, sequence_table
 from insitu.data.range_image import BeamTable
 from insitu.errors import InsituError
 from insitu.ir import reference
@@ -54,6 +54,9 @@ def detect(seq_dir: Path, run_dir: Path, sensor: str | None = None) -> dict:
     if seq.labels is not None:
         for scan, lab in zip(seq.scans, seq.labels):
             kitti.read_label(lab, len(kitti.read_scan(scan)))
+    data_info = json.loads(run.path("lidar", "data.json").read_text())
+    trained = [BeamTable(tuple(t["angles_deg"]), t["name"], t["source"]) for t in data_info.get("tables", {}).values()]
+    warnings = [w for w in [foreign_table_warning(table, trained)] if w]
     qm = QuantModel.load(run.path("export"))
     threshold = float(json.loads(run.path("export", "check.json").read_text())["threshold_logit"])
     res = two_stream.run_sequence(seq, load_segnet(run, cfg), table, columns, cfg.lidar.motion)
@@ -68,7 +71,7 @@ def detect(seq_dir: Path, run_dir: Path, sensor: str | None = None) -> dict:
         per_scan.append({"scan": s.name, "points": len(score), "student_flagged": int(flag.sum()),
                          "two_stream_flagged": int(s.flag.sum())})
     summary = {"sequence": str(seq_dir), "run": str(run_dir), "scans": len(per_scan), "threshold_logit": threshold,
-               "beam_table": table.describe(),
+               "beam_table": table.describe(), "warnings": warnings,
                "motion_stream": res.motion_stream, "ego_motion": res.ego_motion,
                "student_flagged": sum(p["student_flagged"] for p in per_scan),
                "two_stream_flagged": sum(p["two_stream_flagged"] for p in per_scan),

@@ -33,12 +33,14 @@ def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, devic
     torch.manual_seed(cfg.seed)
     float_model = build_student(cfg.student, k, size, quantized=False)
     if steps_float:
-        fit(float_model, x, loss_fn, FitSpec(steps_float, d.batch_size, d.lr, 1e-4, d.augment, seed=cfg.seed),
+        fit(float_model, x, loss_fn, FitSpec(steps_float, d.batch_size, d.lr, 1e-4, d.augment, seed=cfg.seed,
+                                             flips=cfg.data.flips),
             device, f"{tag} float")
     torch.manual_seed(cfg.seed)
     quant_model = build_student(cfg.student, k, size, quantized=True)
     load_float_into_quant(float_model.cpu(), quant_model)
-    fit(quant_model, x, loss_fn, FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1),
+    fit(quant_model, x, loss_fn, FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1,
+                                         flips=cfg.data.flips),
         device, f"{tag} QAT")
     return float_model.cpu(), quant_model.cpu(), steps_float + steps_qat
 

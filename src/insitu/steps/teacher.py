@@ -26,11 +26,12 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     y = torch.from_numpy(data.train_y).to(device)
     t = cfg.teacher
     spec = FitSpec(steps_for(t.epochs, len(y), t.batch_size), t.batch_size, t.lr, t.weight_decay,
-                   t.augment, photometric=True, seed=cfg.seed)
+                   t.augment, photometric=True, seed=cfg.seed, flips=cfg.data.flips)
     fit(model, data.train_x, lambda logits, idx: F.cross_entropy(logits, y[idx.to(device)]), spec, device, "teacher")
     test_logits = predict_logits(model, data.test_x, device)
-    soft = {"train": predict_logits(model, data.train_x, device, tta=True),
-            "pool": predict_logits(model, data.pool_x, device, tta=True),
+    tta = cfg.data.flips  # averaging flipped views is right only when flips keep the class
+    soft = {"train": predict_logits(model, data.train_x, device, tta=tta),
+            "pool": predict_logits(model, data.pool_x, device, tta=tta),
             "test": test_logits}
     ckpt = run.path("teacher", "teacher.pt")
     save_checkpoint(ckpt, model.cpu(), "teacher", {**t.model_dump(mode="json"), "classes": k})
@@ -38,7 +39,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     atomic_savez(soft_path, **soft)
     pool_acc = accuracy(soft["pool"], data.pool_y) if (data.pool_y >= 0).all() and len(data.pool_y) else None
     metrics = {"params": count_params(model), "accuracy": accuracy(test_logits, data.test_y),
-               "accuracy_tta": accuracy(predict_logits(model, data.test_x, device, tta=True), data.test_y),
+               "accuracy_tta": accuracy(predict_logits(model, data.test_x, device, tta=tta), data.test_y),
                "pool_soft_label_accuracy": pool_acc, "steps": spec.steps,
                "confusion": confusion(data.test_y, test_logits.argmax(1), k).tolist()}
     metrics_path = run.path("teacher", "metrics.json")
