@@ -120,5 +120,5 @@ def test_unrolled_argmax_tree_many_outputs(tmp_path):
 def test_unrolled_refuses_convolutions(tmp_path):
     from insitu.rtl import unrolled
 
-    with pytest.raises(RTLError, match="Dense and Requant layers only"):
+    with pytest.raises(RTLError, match="not supported by the rtl_unrolled backend.*streaming architecture"):
         unrolled.generate(random_model(0, size=12), tmp_path, 2)

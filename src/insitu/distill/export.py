@@ -20,6 +20,7 @@ from torch import nn
 from insitu.errors import ExportError, MismatchError
 from insitu.ir import reference
 from insitu.ir.fixed import FixedType
+from insitu.ir.graph import exact_acc
 from insitu.ir.model import Conv2D, Dense, Flatten, Input, Layer, MaxPool2D, QuantModel, Requant
 from insitu.sim.compare import first_mismatches
 
@@ -45,15 +46,6 @@ def _qt(t: object, where: str):
         raise ExportError(f"{where}: expected a quantized tensor here, got a float tensor",
                           "every layer must be preceded by a quantizer (return_quant_tensor=True)")
     return t
-
-
-def _exact_acc(weight: np.ndarray, bias: np.ndarray, in_t: FixedType, frac: int) -> FixedType:
-    """Exact accumulator type: bound every output from the weights and the input range."""
-    w = weight.reshape(weight.shape[0], -1)
-    pos, neg = np.clip(w, 0, None).sum(1), np.clip(w, None, 0).sum(1)
-    hi = pos * in_t.max_int + neg * in_t.min_int + bias
-    lo = pos * in_t.min_int + neg * in_t.max_int + bias
-    return FixedType.exact(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
 
 
 @torch.no_grad()
@@ -104,7 +96,7 @@ def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], c
                     raise ExportError(f"{name}: bias scale is not input scale x weight scale", "use Int32Bias")
                 b = qb.int().numpy().astype(np.int64)
             wt = FixedType(True, wbits, wfrac)
-            acc = _exact_acc(w, b, cur, frac)
+            acc = exact_acc(w, b, cur, frac)
             cls = Conv2D if isinstance(m, qnn.QuantConv2d) else Dense
             layers.append(cls(name, w, b, wt, acc))
             cur = acc

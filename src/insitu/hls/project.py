@@ -20,6 +20,7 @@ from torch import nn
 
 from insitu.config import HLSConfig
 from insitu.errors import ExportError
+from insitu.ir import support
 from insitu.ir.model import Conv2D, Dense, Flatten, Input, MaxPool2D, QuantModel, Requant
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def write_project(qm: QuantModel, cfg: HLSConfig, out_dir: Path, images_u8: np.n
     """Write the hls4ml project into out_dir (which must not exist yet)."""
     import hls4ml
 
+    support.require(qm, "hls_stream" if cfg.io_type == "io_stream" else "hls_parallel")
     model = to_torch(qm)
     conf = hls_config(qm, model, cfg)
     hm = hls4ml.converters.convert_from_pytorch_model(

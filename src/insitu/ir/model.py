@@ -1,9 +1,10 @@
 """QuantModel: the typed, framework-free description of a fixed-point network.
 
-Layers are plain dataclasses holding integer weights and the fixed-point type of their output. Tensor
-layout is channel-first (C,H,W) and Flatten is channel-major, as in PyTorch. Frontends (Brevitas export)
-produce a QuantModel; every backend (integer reference, hls4ml, RTL) consumes it. Saved as
-`quantmodel.json` (structure and types) + `quantmodel.npz` (integer weights).
+A graph of layers (`ir/layers.py`: plain dataclasses holding integer weights and fixed-point types), stored in
+topological order, the last layer being the output; `ir/graph.py` validates it and infers every tensor's shape
+and type. Frontends (Brevitas export) produce a QuantModel; every backend (integer reference, hls4ml, RTL)
+consumes it, or refuses a kind by name (`ir/support.py`). Saved as `quantmodel.json` (structure and types) +
+`quantmodel.npz` (integer weights).
 """
 
 from __future__ import annotations
@@ -16,65 +17,15 @@ import numpy as np
 
 from insitu.data.npz import load_arrays
 from insitu.errors import ExportError, InsituError
+from insitu.ir import graph
 from insitu.ir.fixed import FixedType
+from insitu.ir.layers import (LAYER_TYPES, Add, AvgPool1D, AvgPool2D, Concatenate, Conv1D, Conv2D,  # noqa: F401
+                              Dense, Flatten, GlobalAvgPool, GlobalMaxPool, Input, Layer, MaxPool1D, MaxPool2D,
+                              Requant, Reshape, ScaleShift)
 from insitu.rundir import atomic_savez, atomic_write_json
 
-IR_VERSION = 1
-
-
-@dataclass
-class Input:
-    name: str
-    shape: tuple[int, int, int]
-    out_type: FixedType
-    kind: str = "input"
-
-
-@dataclass
-class Conv2D:
-    name: str
-    weight: np.ndarray  # (O, C, K, K) int
-    bias: np.ndarray  # (O,) int at out_type.frac
-    weight_type: FixedType
-    out_type: FixedType  # exact accumulator
-    kind: str = "conv2d"
-
-
-@dataclass
-class Requant:
-    """Optional ReLU, then cast to out_type (its rounding and saturation)."""
-
-    name: str
-    relu: bool
-    out_type: FixedType
-    kind: str = "requant"
-
-
-@dataclass
-class MaxPool2D:
-    name: str
-    size: int
-    kind: str = "maxpool2d"
-
-
-@dataclass
-class Flatten:
-    name: str
-    kind: str = "flatten"
-
-
-@dataclass
-class Dense:
-    name: str
-    weight: np.ndarray  # (O, I) int
-    bias: np.ndarray  # (O,) int at out_type.frac
-    weight_type: FixedType
-    out_type: FixedType
-    kind: str = "dense"
-
-
-Layer = Input | Conv2D | Requant | MaxPool2D | Flatten | Dense
-LAYER_TYPES: dict[str, type] = {c.kind: c for c in (Input, Conv2D, Requant, MaxPool2D, Flatten, Dense)}  # type: ignore[attr-defined]
+#: 2: layers name their inputs (a graph), and the layer set of docs/ir.md. Version-1 files are refused.
+IR_VERSION = 2
 
 
 @dataclass
@@ -94,36 +45,34 @@ class QuantModel:
         return self.tensor_types()[-1]
 
     def tensor_types(self) -> list[FixedType]:
-        """Type of each layer's output (pool/flatten keep their input's type)."""
-        out: list[FixedType] = []
-        for layer in self.layers:
-            t = getattr(layer, "out_type", None)
-            out.append(t if t is not None else out[-1])
-        return out
+        """Type of each layer's output, in layer order."""
+        return graph.infer(self.layers)[1]
 
     def shapes(self) -> list[tuple[int, ...]]:
-        shape: tuple[int, ...] = self.input.shape
-        out = []
-        for layer in self.layers:
-            if isinstance(layer, Conv2D):
-                o, c, k, _ = layer.weight.shape
-                if shape[0] != c:
-                    raise ExportError(f"{layer.name}: expects {c} channels, gets {shape[0]}", "rebuild the IR")
-                shape = (o, shape[1] - k + 1, shape[2] - k + 1)
-            elif isinstance(layer, MaxPool2D):
-                shape = (shape[0], shape[1] // layer.size, shape[2] // layer.size)
-            elif isinstance(layer, Flatten):
-                shape = (int(np.prod(shape)),)
-            elif isinstance(layer, Dense):
-                if shape != (layer.weight.shape[1],):
-                    raise ExportError(f"{layer.name}: expects {layer.weight.shape[1]} inputs, gets {shape}",
-                                      "rebuild the IR")
-                shape = (layer.weight.shape[0],)
-            out.append(shape)
-        return out
+        """Shape of each layer's output, in layer order (validates the graph)."""
+        return graph.infer(self.layers)[0]
+
+    def validate(self, max_acc_bits: int = graph.MAX_ACC_BITS) -> None:
+        """Raise ExportError naming the first layer that is not well formed."""
+        graph.infer(self.layers, max_acc_bits)
+
+    def inputs_of(self) -> dict[str, tuple[str, ...]]:
+        """Every layer's input names, resolved (a layer without `inputs` reads the one before it)."""
+        return dict(zip((l.name for l in self.layers), graph.resolved_inputs(self.layers)))
+
+    def is_sequence(self) -> bool:
+        """True when every layer reads exactly the layer before it (the common, chain-shaped model)."""
+        ins = graph.resolved_inputs(self.layers)
+        return all(srcs == (self.layers[i - 1].name,) for i, srcs in enumerate(ins) if i)
 
     def n_params(self) -> int:
-        return sum(int(l.weight.size + l.bias.size) for l in self.layers if isinstance(l, (Conv2D, Dense)))
+        total = 0
+        for l in self.layers:
+            if isinstance(l, (Conv2D, Conv1D, Dense)):
+                total += int(l.weight.size + l.bias.size)
+            elif isinstance(l, ScaleShift):
+                total += int(l.scale.size + l.shift.size)
+        return total
 
     # serialisation --------------------------------------------------------------------------------------
     def save(self, folder: Path) -> list[Path]:
@@ -160,7 +109,8 @@ class QuantModel:
         if not isinstance(doc, dict) or doc.get("ir_version") != IR_VERSION:
             doc = doc if isinstance(doc, dict) else {}
             raise ExportError(f"{folder / 'quantmodel.json'} holds IR version {doc.get('ir_version')}, this insitu "
-                              f"reads {IR_VERSION}", "re-run `insitu export`")
+                              f"reads version {IR_VERSION} (layers that name their inputs)",
+                              "re-export it with this insitu (`insitu export --out RUN` for a run directory)")
         try:
             layers = []
             for d in doc["layers"]:
@@ -171,9 +121,19 @@ class QuantModel:
                     elif isinstance(v, dict) and "signed" in v:
                         kw[k] = FixedType.from_dict(v)
                     else:
-                        kw[k] = tuple(v) if k == "shape" else v
+                        kw[k] = tuple(v) if isinstance(v, list) else v
+                if d.get("kind") not in LAYER_TYPES:
+                    raise ExportError(f"{folder / 'quantmodel.json'}: unknown layer kind {d.get('kind')!r}",
+                                      f"known kinds: {', '.join(LAYER_TYPES)}")
                 layers.append(LAYER_TYPES[d["kind"]](**kw))
-            return cls(layers, list(doc["class_names"]), doc.get("meta", {}))
+            qm = cls(layers, list(doc["class_names"]), doc.get("meta", {}))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ExportError(f"the QuantModel in {folder} (quantmodel.json with quantmodel.npz) is damaged or "
                               f"incomplete ({type(exc).__name__}: {exc})", fix) from None
+        try:
+            qm.validate()
+        except ExportError as exc:
+            raise ExportError(f"{folder / 'quantmodel.json'}: {exc.problem}", exc.fix) from None
+        except (TypeError, ValueError, IndexError, AttributeError) as exc:  # fields of the wrong type
+            raise ExportError(f"the QuantModel in {folder} is damaged ({type(exc).__name__}: {exc})", fix) from None
+        return qm

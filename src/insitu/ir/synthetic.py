@@ -10,15 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from insitu.ir.fixed import FixedType
+from insitu.ir.graph import exact_acc
 from insitu.ir.model import Conv2D, Dense, Flatten, Input, MaxPool2D, QuantModel, Requant
-
-
-def _acc(weight: np.ndarray, bias: np.ndarray, x: FixedType, frac: int) -> FixedType:
-    w = weight.reshape(weight.shape[0], -1).astype(np.int64)
-    pos, neg = np.clip(w, 0, None).sum(1), np.clip(w, None, 0).sum(1)
-    hi = pos * x.max_int + neg * x.min_int + bias
-    lo = neg * x.max_int + pos * x.min_int + bias
-    return FixedType.exact(int(min(lo.min(), 0)), int(max(hi.max(), 0)), frac)
 
 
 def _partial(layers: list, images: np.ndarray) -> np.ndarray:
@@ -41,9 +34,9 @@ def random_model(seed: int = 0, size: int = 12, channels: tuple[int, ...] = (2, 
         acc_frac = x_t.frac + wfrac
         zero = np.zeros(o, np.int64)
         acc = _partial(layers + [Conv2D(f"conv{i}", wq, zero, FixedType(True, weight_bits, wfrac),
-                                        _acc(wq, zero, x_t, acc_frac))], calib)
+                                        exact_acc(wq, zero, x_t, acc_frac))], calib)
         bias = -np.median(acc, axis=(0, 2, 3)).astype(np.int64)  # about half the outputs positive
-        acc_t = _acc(wq, bias, x_t, acc_frac)
+        acc_t = exact_acc(wq, bias, x_t, acc_frac)
         layers.append(Conv2D(f"conv{i}", wq, bias, FixedType(True, weight_bits, wfrac), acc_t))
         p95 = max(float(np.percentile(acc + bias[None, :, None, None], 95)), 1.0)
         afrac = acc_frac + int(np.floor(np.log2(((1 << act_bits) - 1) / p95)))
@@ -59,10 +52,10 @@ def random_model(seed: int = 0, size: int = 12, channels: tuple[int, ...] = (2, 
     wfrac = weight_bits - 1
     acc_frac = x_t.frac + wfrac
     zero = np.zeros(n_classes, np.int64)
-    acc = _partial(layers + [Dense("fc", wq, zero, FixedType(True, weight_bits, wfrac), _acc(wq, zero, x_t, acc_frac))],
-                   calib)
+    acc = _partial(layers + [Dense("fc", wq, zero, FixedType(True, weight_bits, wfrac),
+                                   exact_acc(wq, zero, x_t, acc_frac))], calib)
     bias = -np.round(acc.mean(0)).astype(np.int64)  # classes about equally likely
-    layers.append(Dense("fc", wq, bias, FixedType(True, weight_bits, wfrac), _acc(wq, bias, x_t, acc_frac)))
+    layers.append(Dense("fc", wq, bias, FixedType(True, weight_bits, wfrac), exact_acc(wq, bias, x_t, acc_frac)))
     return QuantModel(layers, [f"class{i}" for i in range(n_classes)], {"source": f"random_model(seed={seed})"})
 
 
@@ -80,9 +73,10 @@ def random_mlp(seed: int = 0, size: int = 4, hidden: tuple[int, ...] = (8,), wei
         acc_frac = x_t.frac + wfrac
         zero = np.zeros(n_out, np.int64)
         acc = _partial(layers + [Dense(f"fc{i}", wq, zero, FixedType(True, weight_bits, wfrac),
-                                       _acc(wq, zero, x_t, acc_frac))], calib)
+                                       exact_acc(wq, zero, x_t, acc_frac))], calib)
         bias = -np.round(np.median(acc, axis=0)).astype(np.int64)
-        layers.append(Dense(f"fc{i}", wq, bias, FixedType(True, weight_bits, wfrac), _acc(wq, bias, x_t, acc_frac)))
+        layers.append(Dense(f"fc{i}", wq, bias, FixedType(True, weight_bits, wfrac),
+                            exact_acc(wq, bias, x_t, acc_frac)))
         if i < len(hidden):
             p95 = max(float(np.percentile(acc + bias, 95)), 1.0)
             afrac = acc_frac + int(np.floor(np.log2(((1 << act_bits) - 1) / p95)))

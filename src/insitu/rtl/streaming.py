@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insitu.errors import RTLError
+from insitu.ir import support
 from insitu.ir.fixed import FixedType
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
 from insitu.rtl import conv_block, dense_stream
@@ -88,6 +89,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     """Write the Verilog of the streaming core for `model` with `lanes` pixels per clock into out_dir."""
     if lanes < 1:
         raise RTLError(f"lanes={lanes}", "use 1, 2, 4, 8 ...")
+    support.require(model, "rtl_streaming", RTLError)
     blocks, (fc, fh, fw), feat_t, tail = _plan(model, lanes)
     out_dir.mkdir(parents=True, exist_ok=True)
     kdir = out_dir

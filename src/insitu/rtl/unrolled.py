@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from insitu.errors import RTLError
+from insitu.ir import support
 from insitu.ir.fixed import FixedType
 from insitu.ir.model import Dense, Flatten, QuantModel, Requant
 from insitu.rtl.fifo import fifo
@@ -39,6 +40,7 @@ def _plan(model: QuantModel) -> list[tuple[Dense, Requant | None]]:
 
 
 def generate(model: QuantModel, out_dir: Path, latency_cutoff: float, top: str = "insitu_core") -> StreamDesign:
+    support.require(model, "rtl_unrolled", RTLError)
     chain = _plan(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     c, h, w = model.input.shape
