@@ -61,7 +61,8 @@ def test_npz_nan(tmp_path):
         load_npz(tmp_path / "d.npz")
 
 
-@pytest.mark.parametrize("y,msg", [([0, 0, 0, 0], "2 <= K"), ([0, 2, 0, 2], "missing \\[1\\]"), ([0, 1, 1], "y has shape")])
+@pytest.mark.parametrize("y,msg", [([0, 0, 0, 0], "2 <= K"), ([0, 2, 0, 2], "missing \\[1\\]"),
+                                   ([0, 1, 1], "y has shape")])
 def test_npz_bad_labels(tmp_path, y, msg):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 5, 5), np.uint8), y=np.array(y))
     with pytest.raises(DataError, match=msg):

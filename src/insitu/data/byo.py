@@ -42,7 +42,8 @@ def read_image(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types (SyntaxError, struct.error, ...) on bad files
-        raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc})", "remove or replace the file") from None
+        raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc})",
+                        "remove or replace the file") from None
 
 
 def to_gray(x: np.ndarray, where: str) -> tuple[np.ndarray, str]:

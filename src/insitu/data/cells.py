@@ -189,7 +189,8 @@ def from_files(cfg: DataConfig) -> CellData:
     if cfg.source == "lymphomnist":
         trx, try_, tex, tey = idx.load_lymphomnist(cfg.path, cfg.classes)
         names = ["B", "T4", "T8"] if cfg.classes == 3 else ["B", "T"]
-        s_tr = split.plan(try_, {"train": cfg.n_train, "pool": cfg.n_pool}, cfg.seed, names, f"{cfg.path} (train files)")
+        s_tr = split.plan(try_, {"train": cfg.n_train, "pool": cfg.n_pool}, cfg.seed, names,
+                          f"{cfg.path} (train files)")
         s_te = split.plan(tey, {"test": cfg.n_test}, cfg.seed + 1, names, f"{cfg.path} (test files)")
         tr, po, te = s_tr.parts["train"], s_tr.parts["pool"], s_te.parts["test"]
         parts = (trx[tr], try_[tr], trx[po], try_[po], tex[te], tey[te])

@@ -49,7 +49,8 @@ class BeamTable:
         try:
             vals = sorted((float(v) for v in angles), reverse=True)
         except (TypeError, ValueError):
-            raise DataError(f"beam table {name!r}: angles must be numbers (degrees)", "list one angle per beam") from None
+            raise DataError(f"beam table {name!r}: angles must be numbers (degrees)",
+                            "list one angle per beam") from None
         return cls(tuple(vals), name, source)
 
     @property

@@ -190,8 +190,8 @@ def _aligned(layer: Add | Concatenate, types: list[FixedType]) -> None:
     t = layer.out_type
     for src_t in types:
         if src_t.frac > t.frac:
-            raise ExportError(f"layer {layer.name!r}: an operand has {src_t.frac} fractional bits, more than the output's "
-                              f"{t.frac}: aligning it would round", "give the output at least as many fractional bits")
+            raise ExportError(f"layer {layer.name!r}: an operand has {src_t.frac} fractional bits, more than the "
+                              f"output's {t.frac}: aligning it would round", "give the output at least as many fractional bits")
     lo = [st.min_int << (t.frac - st.frac) for st in types]
     hi = [st.max_int << (t.frac - st.frac) for st in types]
     need_lo, need_hi = (sum(lo), sum(hi)) if isinstance(layer, Add) else (min(lo), max(hi))

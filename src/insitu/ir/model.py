@@ -132,8 +132,10 @@ class QuantModel:
                               f"incomplete ({type(exc).__name__}: {exc})", fix) from None
         try:
             qm.validate()
-        except ExportError as exc:
-            raise ExportError(f"{folder / 'quantmodel.json'}: {exc.problem}", exc.fix) from None
+        except ExportError as exc:  # the structure, or weights that no longer fit it
+            raise ExportError(f"the QuantModel in {folder} (quantmodel.json with quantmodel.npz): {exc.problem}",
+                              exc.fix) from None
         except (TypeError, ValueError, IndexError, AttributeError) as exc:  # fields of the wrong type
-            raise ExportError(f"the QuantModel in {folder} is damaged ({type(exc).__name__}: {exc})", fix) from None
+            raise ExportError(f"the QuantModel in {folder} (quantmodel.json with quantmodel.npz) is damaged "
+                              f"({type(exc).__name__}: {exc})", fix) from None
         return qm
