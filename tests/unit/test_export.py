@@ -65,3 +65,58 @@ def test_eight_bit_paper_student_with_wide_accumulators(calibrated):
     assert qm.n_params() == 5682 and qm.output_type.width > 24
     images = np.random.default_rng(5).integers(0, 256, (100, 48, 48), dtype=np.uint8)
     assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}
+
+
+def _strided_student(bits):
+    """A Brevitas student of the new convolution variants: stride 2, zero padding, rectangular and even kernels."""
+    import brevitas.nn as qnn
+    from brevitas.quant import Int32Bias
+
+    from insitu.distill.student import InputQuant, act_quant, weight_quant
+
+    wq, aq = weight_quant(bits), act_quant(bits)
+    return nn.Sequential(OrderedDict(
+        inp=qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True),
+        conv0=qnn.QuantConv2d(1, 4, (3, 2), stride=(2, 1), padding=(1, 1), weight_quant=wq, bias_quant=Int32Bias,
+                              return_quant_tensor=True),
+        relu0=qnn.QuantReLU(act_quant=aq, return_quant_tensor=True),
+        conv1=qnn.QuantConv2d(4, 3, 4, stride=2, padding=(2, 0), weight_quant=wq, bias_quant=Int32Bias,
+                              return_quant_tensor=True),
+        relu1=qnn.QuantReLU(act_quant=aq, return_quant_tensor=True),
+        flatten=nn.Flatten(),
+        fc=qnn.QuantLinear(3 * 6 * 9, 3, bias=True, weight_quant=wq, bias_quant=Int32Bias)))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_strided_padded_rectangular_convolutions_equal_brevitas(bits):
+    from insitu.distill.train import to_input
+
+    torch.manual_seed(bits)
+    m = _strided_student(bits)
+    x = np.random.default_rng(bits).integers(0, 256, (64, 21, 20), dtype=np.uint8)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    m.train()
+    for _ in range(35):  # calibrate the activation scales
+        loss = m(to_input(x)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    qm = export_quantmodel(m, (21, 20), list("abc"))
+    conv0, conv1 = qm.layers[1], qm.layers[3]
+    assert conv0.stride == (2, 1) and conv0.padding == (1, 1, 1, 1) and conv0.weight.shape[2:] == (3, 2)
+    assert conv1.stride == (2, 2) and conv1.padding == (2, 2, 0, 0)
+    images = np.random.default_rng(1).integers(0, 256, (200, 21, 20), dtype=np.uint8)
+    assert verify_against_brevitas(qm, m, images) == {"vectors": 200, "bit_exact_vectors": 200}
+    assert len(np.unique(reference.run(qm, images), axis=0)) > 10
+
+
+def test_dilated_or_grouped_convolutions_are_refused_by_name():
+    import brevitas.nn as qnn
+
+    from insitu.distill.student import InputQuant
+
+    m = nn.Sequential(OrderedDict(inp=qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True),
+                                  conv0=qnn.QuantConv2d(1, 2, 3, dilation=2, return_quant_tensor=True)))
+    with pytest.raises(ExportError, match="conv0: only zero-padded.*dilation=\\(2, 2\\)"):
+        export_quantmodel(m, 12, list("ab"))

@@ -44,3 +44,40 @@ def test_parse_rejects_off_grid_values(tmp_path):
         csim.parse_results(tmp_path / "r.log", 2, 4)
     (tmp_path / "r.log").write_text("0.5 0.25\n")
     assert csim.parse_results(tmp_path / "r.log", 2, 4).tolist() == [[8, 4]]
+
+
+def _strided_graph():
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (120, 1, 13, 12))
+    b = GraphBuilder(x, FixedType(False, 8, 8), rng)
+    h = b.requant(b.conv2d("inp", 3, (2, 3), 4, stride=(2, 1), padding=(1, 0, 2, 1)), bits=4)  # asymmetric
+    h = b.requant(b.conv2d(h, 4, 3, 5, stride=(2, 2), padding=(1, 1, 1, 1)), bits=3)  # symmetric
+    b.dense(b.flatten(b.maxpool(h, 2)), 3, 4)
+    return b.model(list("abc")), x[:, 0].astype(np.uint8)
+
+
+@pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
+def test_csim_strided_padded_rectangular_convolutions(tmp_path, io_type):
+    qm, images = _strided_graph()
+    ref = reference.run(qm, images)
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
+    got = csim.run(project, hcfg)
+    assert np.array_equal(got, ref) and len(np.unique(ref, axis=0)) > 10
+
+
+def test_hls_refuses_what_it_lacks_by_name(tmp_path):
+    from insitu.errors import ExportError
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
+    b.global_avgpool(b.requant(b.conv2d("inp", 2, 3, 4, depthwise=False), bits=4))
+    qm = b.model()
+    with pytest.raises(ExportError, match="'gap3' \\(globalavgpool\\) is not supported by the hls_stream"):
+        write_project(qm, HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 2)))
+    assert not (tmp_path / "prj").exists()

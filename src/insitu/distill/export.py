@@ -2,8 +2,8 @@
 
 The exporter walks the student's modules in order and reads, in eval mode, the integer weights, the
 integer biases and the power-of-two scale of every tensor from Brevitas itself (one probe forward pass
-with hooks). Anything it cannot describe exactly (non-power-of-two scales, padding, strides, unknown
-layers) is an `ExportError` naming the layer and the fix.
+with hooks). Convolutions may be strided, zero-padded and rectangular. Anything it cannot describe exactly
+(non-power-of-two scales, dilation, groups, unknown layers) is an `ExportError` naming the layer and the fix.
 """
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], c
         elif isinstance(m, (qnn.QuantConv2d, qnn.QuantLinear)):
             qi = _qt(inp, name)
             if isinstance(m, qnn.QuantConv2d):
-                if m.padding not in ((0, 0), 0, "valid") or m.stride != (1, 1) or m.dilation != (1, 1) \
-                        or m.groups != 1 or m.kernel_size[0] != m.kernel_size[1]:
-                    raise ExportError(f"{name}: only square, valid, stride-1, ungrouped convolutions are supported "
-                                      f"(got padding={m.padding}, stride={m.stride}, groups={m.groups})",
-                                      "change the student configuration")
+                if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.dilation != (1, 1) or m.groups != 1:
+                    raise ExportError(f"{name}: only zero-padded (numeric padding), undilated, ungrouped convolutions "
+                                      f"are exported yet (got padding={m.padding!r}, padding_mode={m.padding_mode!r}, "
+                                      f"dilation={m.dilation}, groups={m.groups})",
+                                      "give padding as numbers; depthwise export is not implemented yet")
             qw = m.quant_weight()
             wfrac = _pow2_frac(qw.scale, f"{name}.weight")
             wbits = int(qw.bit_width)
@@ -97,8 +97,12 @@ def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], c
                 b = qb.int().numpy().astype(np.int64)
             wt = FixedType(True, wbits, wfrac)
             acc = exact_acc(w, b, cur, frac)
-            cls = Conv2D if isinstance(m, qnn.QuantConv2d) else Dense
-            layers.append(cls(name, w, b, wt, acc))
+            if isinstance(m, qnn.QuantConv2d):
+                ph, pw = m.padding
+                layers.append(Conv2D(name, w, b, wt, acc, stride=tuple(int(s) for s in m.stride),
+                                     padding=(int(ph), int(ph), int(pw), int(pw))))
+            else:
+                layers.append(Dense(name, w, b, wt, acc))
             cur = acc
         elif isinstance(m, qnn.QuantReLU):
             o = _qt(out, name)

@@ -44,6 +44,10 @@ def _float(values: np.ndarray, frac: int, where: str) -> torch.Tensor:
     return t.float()
 
 
+def pad_name(layer: Conv2D) -> str:
+    return f"{layer.name}_pad"
+
+
 def to_torch(qm: QuantModel) -> nn.Sequential:
     """A float PyTorch network computing the IR's values (before rounding), layer names kept."""
     mods: OrderedDict[str, nn.Module] = OrderedDict()
@@ -51,8 +55,13 @@ def to_torch(qm: QuantModel) -> nn.Sequential:
         if isinstance(layer, Input):
             continue
         if isinstance(layer, Conv2D):
-            o, c, k, _ = layer.weight.shape
-            m = nn.Conv2d(c, o, k)
+            o, c, kh, kw = layer.weight.shape
+            pt, pb, pl, pr = layer.padding
+            if pt == pb and pl == pr:  # hls4ml pads symmetric convolutions itself
+                m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride), padding=(pt, pl))
+            else:  # asymmetric: an explicit zero padding (hls4ml's ZeroPadding2D) before a valid convolution
+                mods[pad_name(layer)] = nn.ConstantPad2d((pl, pr, pt, pb), 0.0)
+                m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride))
         elif isinstance(layer, Dense):
             m = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
         elif isinstance(layer, Requant):
@@ -86,9 +95,11 @@ def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
     input_name = next(iter(names))
     names[input_name]["Precision"]["result"] = qm.input.out_type.hls()
     types = qm.tensor_types()
-    for layer, t in zip(qm.layers, types):
+    for i, (layer, t) in enumerate(zip(qm.layers, types)):
         if isinstance(layer, Input):
             continue
+        if pad_name(layer) in names:  # the zero padding carries its input's type unchanged
+            names[pad_name(layer)]["Precision"]["result"] = types[i - 1].hls()
         if layer.name not in names:
             raise ExportError(f"hls4ml did not keep layer {layer.name} (it has {list(names)})", "report this bug")
         p = names[layer.name]["Precision"]

@@ -39,10 +39,10 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "conv2d (valid, stride 1, square kernel)": _row(_CORE | {"rtl_streaming"},
                                                     {"rtl_unrolled": "use the streaming architecture for "
                                                                      "convolutional models"}),
-    "conv2d zero padding": _row({"reference"}),
-    "conv2d stride > 1": _row({"reference"}),
+    "conv2d zero padding": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
+    "conv2d stride > 1": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
     "conv2d depthwise (groups = channels)": _row({"reference"}),
-    "conv2d non-square kernel": _row({"reference"}),
+    "conv2d non-square kernel": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
     "conv1d": _row({"reference"}),
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
