@@ -24,9 +24,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     vec = load_vectors(vec_path)
     staging = run.path(".rtl-staging")
     shutil.rmtree(staging, ignore_errors=True)
-    arch = cfg.rtl.architecture
-    if arch == "auto":
-        arch = "streaming" if unrolled.has_convolutions(qm) else "unrolled"
+    arch = unrolled.architecture_for(qm, cfg.rtl.architecture)
     if arch == "streaming":
         design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
     else:

@@ -1,0 +1,32 @@
+"""The pre-place-and-route cost function: Yosys resources per family and simulated cycles, in tolerance bands."""
+
+import pytest
+
+from insitu.errors import ConfigError
+from insitu.firmware.cost import model_cost, synthesise
+from insitu.ir.synthetic import random_mlp, random_model
+
+
+def test_streaming_cost_scales_with_lanes(tmp_path):
+    qm = random_model(seed=1, size=10, channels=(2,))
+    one = model_cost(qm, tmp_path / "p1", "ecp5", lanes=1, simulator="icarus")
+    two = model_cost(qm, tmp_path / "p2", "ecp5", lanes=2, simulator="icarus")
+    assert one.architecture == two.architecture == "streaming"
+    assert one.ii_cycles == one.beats_per_sample == 100 and two.ii_cycles == two.beats_per_sample == 50
+    assert 100 < one.resources["lut"] < two.resources["lut"] < 5000 and one.resources["ff"] > 100
+    assert two.latency_cycles_first_to_valid < one.latency_cycles_first_to_valid  # the image arrives faster
+    assert one.latency_us(50.0) == pytest.approx(one.latency_cycles_first_to_valid / 50.0)
+    d = one.to_dict()
+    assert d["kind"].startswith("pre-place-and-route estimate (yosys synth_ecp5)") and d["lut"] == one.resources["lut"]
+
+
+@pytest.mark.parametrize("family,lut_cell", [("ice40", "SB_LUT4"), ("xc7", "LUT6")])
+def test_unrolled_cost_on_other_families(tmp_path, family, lut_cell):
+    c = model_cost(random_mlp(seed=0, size=4, hidden=(6,)), tmp_path, family, simulator="icarus")
+    assert c.architecture == "unrolled" and c.ii_cycles == 1 and 2 <= c.latency_cycles_first_to_valid < 40
+    assert c.resources["lut"] > 100 and any(name.startswith(lut_cell[:-1]) for name in c.cells)
+
+
+def test_unknown_family_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no cost model for the family 'stratix'"):
+        synthesise([], "top", "stratix", tmp_path, 10)
