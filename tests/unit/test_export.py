@@ -120,3 +120,38 @@ def test_dilated_or_grouped_convolutions_are_refused_by_name():
                                   conv0=qnn.QuantConv2d(1, 2, 3, dilation=2, return_quant_tensor=True)))
     with pytest.raises(ExportError, match="conv0: only zero-padded.*dilation=\\(2, 2\\)"):
         export_quantmodel(m, 12, list("ab"))
+
+
+def test_depthwise_separable_brevitas_student_equals_the_reference():
+    import brevitas.nn as qnn
+    from brevitas.quant import Int32Bias
+
+    from insitu.distill.student import InputQuant, act_quant, weight_quant
+    from insitu.distill.train import to_input
+
+    wq, aq = weight_quant(4), act_quant(4)
+    torch.manual_seed(0)
+    m = nn.Sequential(OrderedDict(
+        inp=qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True),
+        conv0=qnn.QuantConv2d(1, 4, 3, weight_quant=wq, bias_quant=Int32Bias, return_quant_tensor=True),
+        relu0=qnn.QuantReLU(act_quant=aq, return_quant_tensor=True),
+        dw=qnn.QuantConv2d(4, 4, 3, groups=4, padding=1, weight_quant=wq, bias_quant=Int32Bias,
+                           return_quant_tensor=True),
+        relu1=qnn.QuantReLU(act_quant=aq, return_quant_tensor=True),
+        pw=qnn.QuantConv2d(4, 6, 1, weight_quant=wq, bias_quant=Int32Bias, return_quant_tensor=True),
+        relu2=qnn.QuantReLU(act_quant=aq, return_quant_tensor=True),
+        flatten=nn.Flatten(),
+        fc=qnn.QuantLinear(6 * 10 * 10, 3, bias=True, weight_quant=wq, bias_quant=Int32Bias)))
+    x = np.random.default_rng(0).integers(0, 256, (64, 12, 12), dtype=np.uint8)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    m.train()
+    for _ in range(35):
+        loss = m(to_input(x)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    qm = export_quantmodel(m, 12, list("abc"))
+    assert qm.layers[3].groups == 4 and qm.layers[3].weight.shape == (4, 1, 3, 3)
+    images = np.random.default_rng(1).integers(0, 256, (200, 12, 12), dtype=np.uint8)
+    assert verify_against_brevitas(qm, m, images) == {"vectors": 200, "bit_exact_vectors": 200}

@@ -81,3 +81,22 @@ def test_hls_refuses_what_it_lacks_by_name(tmp_path):
     with pytest.raises(ExportError, match="'gap3' \\(globalavgpool\\) is not supported by the hls_stream"):
         write_project(qm, HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 2)))
     assert not (tmp_path / "prj").exists()
+
+
+@pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
+def test_csim_depthwise_separable(tmp_path, io_type):
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (100, 1, 12, 12))
+    b = GraphBuilder(x, FixedType(False, 8, 8), rng)
+    h = b.requant(b.conv2d("inp", 3, 3, 4, stride=(2, 2), padding=(1, 1, 1, 1)), bits=4)
+    h = b.requant(b.conv2d(h, 3, 3, 4, padding=(1, 1, 1, 1), depthwise=True), bits=4)
+    h = b.requant(b.conv2d(h, 6, 1, 4), bits=4)
+    b.dense(b.flatten(h), 3, 4)
+    qm, images = b.model(list("abc")), x[:, 0].astype(np.uint8)
+    ref = reference.run(qm, images)
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
+    assert np.array_equal(csim.run(project, hcfg), ref) and len(np.unique(ref, axis=0)) > 10

@@ -122,3 +122,29 @@ def test_unrolled_refuses_convolutions(tmp_path):
 
     with pytest.raises(RTLError, match="not supported by the rtl_unrolled backend.*streaming architecture"):
         unrolled.generate(random_model(0, size=12), tmp_path, 2)
+
+
+def _separable(seed, size=12):
+    """conv 3x3 -> ReLU -> pool, depthwise 3x3 -> ReLU, pointwise 1x1 -> ReLU, flatten, dense."""
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(rng.integers(0, 256, (32, 1, size, size)), FixedType(False, 8, 8), rng)
+    h = b.maxpool(b.requant(b.conv2d("inp", 3, 3, 4), bits=4), 2)
+    h = b.requant(b.conv2d(h, 3, 3, 4, depthwise=True), bits=4)
+    h = b.requant(b.conv2d(h, 5, 1, 4), bits=4)
+    b.dense(b.flatten(h), 3, 4)
+    return b.model(list("abc"))
+
+
+@pytest.mark.parametrize("lanes,pv,pr", [(1, 1.0, 1.0), (2, 0.7, 0.6)])
+def test_depthwise_and_pointwise_blocks_are_bit_exact(tmp_path, lanes, pv, pr):
+    model = _separable(lanes)
+    assert model.layers[4].groups == 3 and model.layers[6].weight.shape[2:] == (1, 1)
+    vec, expected = _vectors(model, 10, tmp_path)
+    assert len(np.unique(expected, axis=0)) > 3
+    design = generate(model, tmp_path / "v", lanes, 2)
+    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim", 10, pv, pr, seed=lanes,
+                 simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == 10 and not r.frame_error

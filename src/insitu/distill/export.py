@@ -78,11 +78,12 @@ def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], c
         elif isinstance(m, (qnn.QuantConv2d, qnn.QuantLinear)):
             qi = _qt(inp, name)
             if isinstance(m, qnn.QuantConv2d):
-                if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.dilation != (1, 1) or m.groups != 1:
-                    raise ExportError(f"{name}: only zero-padded (numeric padding), undilated, ungrouped convolutions "
-                                      f"are exported yet (got padding={m.padding!r}, padding_mode={m.padding_mode!r}, "
-                                      f"dilation={m.dilation}, groups={m.groups})",
-                                      "give padding as numbers; depthwise export is not implemented yet")
+                if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.dilation != (1, 1) \
+                        or m.groups not in (1, m.in_channels):
+                    raise ExportError(f"{name}: only zero-padded (numeric padding), undilated convolutions with groups "
+                                      f"1 or in_channels (depthwise) are exported (got padding={m.padding!r}, "
+                                      f"padding_mode={m.padding_mode!r}, dilation={m.dilation}, groups={m.groups})",
+                                      "give padding as numbers; use groups=1 or groups=in_channels")
             qw = m.quant_weight()
             wfrac = _pow2_frac(qw.scale, f"{name}.weight")
             wbits = int(qw.bit_width)
@@ -100,7 +101,7 @@ def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], c
             if isinstance(m, qnn.QuantConv2d):
                 ph, pw = m.padding
                 layers.append(Conv2D(name, w, b, wt, acc, stride=tuple(int(s) for s in m.stride),
-                                     padding=(int(ph), int(ph), int(pw), int(pw))))
+                                     padding=(int(ph), int(ph), int(pw), int(pw)), groups=int(m.groups)))
             else:
                 layers.append(Dense(name, w, b, wt, acc))
             cur = acc

@@ -21,6 +21,7 @@ from torch import nn
 from insitu.config import HLSConfig
 from insitu.errors import ExportError
 from insitu.ir import support
+from insitu.ir.graph import dense_weight
 from insitu.ir.model import Conv2D, Dense, Flatten, Input, MaxPool2D, QuantModel, Requant
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def to_torch(qm: QuantModel) -> nn.Sequential:
         if isinstance(layer, Input):
             continue
         if isinstance(layer, Conv2D):
-            o, c, kh, kw = layer.weight.shape
+            o, c, kh, kw = dense_weight(layer).shape
             pt, pb, pl, pr = layer.padding
             if pt == pb and pl == pr:  # hls4ml pads symmetric convolutions itself
                 m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride), padding=(pt, pl))
@@ -76,8 +77,9 @@ def to_torch(qm: QuantModel) -> nn.Sequential:
         else:  # pragma: no cover
             raise ExportError(f"hls: unsupported IR layer {layer}", "")
         if isinstance(layer, (Conv2D, Dense)):
+            weight = dense_weight(layer) if isinstance(layer, Conv2D) else layer.weight  # depthwise: block-diagonal
             with torch.no_grad():
-                m.weight.copy_(_float(layer.weight, layer.weight_type.frac, f"{layer.name}.weight"))
+                m.weight.copy_(_float(weight, layer.weight_type.frac, f"{layer.name}.weight"))
                 m.bias.copy_(_float(layer.bias, layer.out_type.frac, f"{layer.name}.bias"))
         mods[layer.name] = m
     return nn.Sequential(mods).eval()

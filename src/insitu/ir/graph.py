@@ -123,6 +123,21 @@ def exact_acc(weight: np.ndarray, bias: np.ndarray, in_t: FixedType, frac: int) 
     return FixedType.exact(int(min(min(lo), 0)), int(max(max(hi), 0)), frac)
 
 
+def dense_weight(layer: Conv2D | Conv1D) -> np.ndarray:
+    """The weights of a grouped (depthwise) convolution as an ungrouped one: zero outside each output's group.
+    The two compute the same integers, so a backend without groups can run a depthwise layer exactly (an adder
+    graph spends nothing on the zeros; an HLS multiplier array does)."""
+    w, g = layer.weight, layer.groups
+    if g == 1:
+        return w
+    o, cg = w.shape[:2]
+    full = np.zeros((o, cg * g, *w.shape[2:]), w.dtype)
+    og = o // g
+    for gi in range(g):
+        full[gi * og:(gi + 1) * og, gi * cg:(gi + 1) * cg] = w[gi * og:(gi + 1) * og]
+    return full
+
+
 def _conv(layer: Conv2D | Conv1D, shape: tuple[int, ...], in_t: FixedType, dims: int) -> tuple[int, ...]:
     n = layer.name
     if len(shape) != dims + 1:

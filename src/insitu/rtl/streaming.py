@@ -16,6 +16,7 @@ from pathlib import Path
 from insitu.errors import RTLError
 from insitu.ir import support
 from insitu.ir.fixed import FixedType
+from insitu.ir.graph import dense_weight
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
 from insitu.rtl import conv_block, dense_stream
 from insitu.rtl.fifo import fifo, serializer
@@ -95,7 +96,8 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     kdir = out_dir
     text, kernels, latency = [], [], 0
     for spec, conv in blocks:
-        k: Kernel = make_kernel(f"{spec.name}_k", conv.weight.reshape(conv.weight.shape[0], -1), conv.bias,
+        weight = dense_weight(conv)  # depthwise: block-diagonal, and the adder graph drops the zeros
+        k: Kernel = make_kernel(f"{spec.name}_k", weight.reshape(weight.shape[0], -1), conv.bias,
                                 spec.in_type, kdir, latency_cutoff)
         kernels.append(k)
         text.append(conv_block.generate(spec, k))
