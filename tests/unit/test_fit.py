@@ -24,6 +24,7 @@ def test_overfull_design_names_the_resources_and_the_fix():
     msg = str(exc.value)
     assert "does not fit ulx3s-12f" in msg and "MULT18X18D 48/28 (171%, 20 too many)" in msg
     assert "Total LUT4s 29542/24288" in msg and "rtl.lanes, now 4" in msg
+    assert "firmware.dsp=false" in msg  # too many multipliers: LUTs are the first way out
 
 
 def test_a_log_without_overuse_is_not_a_fit_problem(tmp_path):

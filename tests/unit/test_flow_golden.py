@@ -37,3 +37,11 @@ def test_scripts_match_golden(name, tmp_path):
     else:
         script = estimate.write_script(board, SOURCES, "insitu_core", tmp_path)
         _check(f"{name}/estimate.ys", script.read_text())
+
+
+def test_multipliers_in_luts_on_request(tmp_path):
+    board = all_boards()["ulx3s-85f"]
+    write_scripts(board, SOURCES, "insitu_shell", tmp_path / "a", 50.0, 1)
+    write_scripts(board, SOURCES, "insitu_shell", tmp_path / "b", 50.0, 1, dsp=False)
+    assert "-nodsp" not in (tmp_path / "a" / "synth.ys").read_text()
+    assert "synth_ecp5 -nodsp -top insitu_shell" in (tmp_path / "b" / "synth.ys").read_text()

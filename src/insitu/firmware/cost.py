@@ -68,12 +68,15 @@ class Cost:
                 "seconds": self.seconds}
 
 
-def synthesise(verilog: list[Path], top: str, family: str, work: Path, timeout_s: float
+def synthesise(verilog: list[Path], top: str, family: str, work: Path, timeout_s: float, dsp: bool = True
                ) -> tuple[dict[str, int], dict[str, int], str | None]:
-    """(resources, raw cell counts, Yosys version) of the design, synthesised for `family`."""
+    """(resources, raw cell counts, Yosys version) of the design, synthesised for `family` (`dsp=False`: the
+    multipliers in LUTs, as `firmware.dsp=false` builds them)."""
     if family not in FAMILIES:
         raise ConfigError(f"no cost model for the family {family!r}", f"choose one of {', '.join(FAMILIES)}")
     command, patterns = FAMILIES[family]
+    if not dsp and family != "ice40":
+        command = command.replace(" -top", " -nodsp -top")
     names = copy_sources(verilog, work)
     (work / "cost.ys").write_text("".join(f"read_verilog -defer {n}\n" for n in names)
                                   + f"hierarchy -top {top}\n{command.format(top=top)}\ntee -o stat.txt stat\n")
@@ -92,7 +95,7 @@ def _random_inputs(qm: QuantModel, n: int, seed: int) -> np.ndarray:
 
 def model_cost(qm: QuantModel, work: Path, family: str = "ecp5", lanes: int = 1, architecture: str = "auto",
                latency_cutoff: float = 2.0, samples: int = 3, simulator: str = "auto", timeout_s: float = 3600,
-               seed: int = 0) -> Cost:
+               seed: int = 0, dsp: bool = True) -> Cost:
     """Resources from Yosys synthesis and cycles from a short bit-exact RTL simulation, written under `work`."""
     arch = unrolled.architecture_for(qm, architecture)
     t0 = time.monotonic()
@@ -101,7 +104,7 @@ def model_cost(qm: QuantModel, work: Path, family: str = "ecp5", lanes: int = 1,
     else:
         design = unrolled.generate(qm, work / "verilog", latency_cutoff)
     t_gen = time.monotonic() - t0
-    resources, cells, tool = synthesise(design.files, design.top, family, work / "synth", timeout_s)
+    resources, cells, tool = synthesise(design.files, design.top, family, work / "synth", timeout_s, dsp)
     t_syn = time.monotonic() - t0 - t_gen
     x = _random_inputs(qm, max(2, samples), seed)
     expected = reference.run(qm, x)

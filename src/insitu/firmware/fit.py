@@ -26,6 +26,9 @@ def check_fit_from_log(log: Path, board: Board, lanes: int) -> None:
     if not over:
         return
     parts = ", ".join(f"{k} {u}/{a} ({100 * u / a:.0f}%, {u - a} too many)" for k, (u, a) in over.items())
+    dsp = any(k in ("MULT18X18D", "SB_MAC16", "DSP48E1", "DSP48E2") for k in over)
+    first = ("map the multipliers to LUTs (--set firmware.dsp=false: narrow products are cheap in LUTs), or "
+             if dsp else "")
     raise RTLError(f"the design does not fit {board.name} ({board.device}): {parts}",
-                   f"use fewer pixel lanes (rtl.lanes, now {lanes}), fewer weight/activation bits, a larger "
+                   f"{first}use fewer pixel lanes (rtl.lanes, now {lanes}), fewer weight/activation bits, a larger "
                    "latency_cutoff (fewer pipeline registers) or a larger device")

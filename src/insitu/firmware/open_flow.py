@@ -59,11 +59,13 @@ def copy_sources(verilog: list[Path], build_dir: Path) -> list[str]:
 
 
 def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float,
-                  seed: int, parameters: dict[str, int] | None = None, router: str = "router1") -> list[list[str]]:
+                  seed: int, parameters: dict[str, int] | None = None, router: str = "router1",
+                  dsp: bool = True) -> list[list[str]]:
     """Copy the sources in and write synth.ys (with the top's parameters), the pin constraints and run.sh;
-    returns the command list."""
+    returns the command list. `dsp=False` maps every multiplier to LUTs (ECP5: synth_ecp5 -nodsp; iCE40
+    synthesis uses no DSP unless asked)."""
     names = copy_sources(verilog, build_dir)
-    synth = "synth_ecp5" if board.flow == "open-ecp5" else "synth_ice40"
+    synth = ("synth_ecp5" + ("" if dsp else " -nodsp")) if board.flow == "open-ecp5" else "synth_ice40"
     chparam = "".join(f" -chparam {k} {int(v)}" for k, v in (parameters or {}).items())
     (build_dir / "synth.ys").write_text(
         "".join(f"read_verilog -defer {n}\n" for n in names)
@@ -79,10 +81,10 @@ def write_scripts(board: Board, verilog: list[Path], top: str, build_dir: Path, 
 
 def build(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz: float | None = None,
           seed: int = 1, timeout_s: float = 1800, parameters: dict[str, int] | None = None,
-          router: str = "router1") -> FlowResult:
+          router: str = "router1", dsp: bool = True) -> FlowResult:
     """Synthesise, place, route and pack `top` for `board` in `build_dir`."""
     freq = freq_mhz or board.clock_mhz
-    steps = write_scripts(board, verilog, top, build_dir, freq, seed, parameters, router)
+    steps = write_scripts(board, verilog, top, build_dir, freq, seed, parameters, router, dsp)
     seconds, tools = {}, {}
     for argv in steps:
         exe = find_tool(argv[0])

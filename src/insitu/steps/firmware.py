@@ -72,7 +72,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     if board.flow in ("open-ecp5", "open-ice40"):
         try:
             res = open_flow.build(board, verilog, TOP, staging / "build", clock, cfg.firmware.seed,
-                                  cfg.firmware.timeout_s, router=cfg.firmware.router)
+                                  cfg.firmware.timeout_s, router=cfg.firmware.router, dsp=cfg.firmware.dsp)
         except ToolError:
             check_fit_from_log(staging / "build" / "nextpnr.log", board, design["lanes"])
             raise
