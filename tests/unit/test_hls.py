@@ -76,9 +76,9 @@ def test_hls_refuses_what_it_lacks_by_name(tmp_path):
 
     rng = np.random.default_rng(0)
     b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
-    b.global_avgpool(b.requant(b.conv2d("inp", 2, 3, 4, depthwise=False), bits=4))
+    b.global_maxpool(b.requant(b.conv2d("inp", 2, 3, 4, depthwise=False), bits=4))
     qm = b.model()
-    with pytest.raises(ExportError, match="'gap3' \\(globalavgpool\\) is not supported by the hls_stream"):
+    with pytest.raises(ExportError, match="'gmp3' \\(globalmaxpool\\) is not supported by the hls_stream"):
         write_project(qm, HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 2)))
     assert not (tmp_path / "prj").exists()
 
@@ -100,3 +100,44 @@ def test_csim_depthwise_separable(tmp_path, io_type):
     hcfg = HLSConfig(io_type=io_type)
     project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
     assert np.array_equal(csim.run(project, hcfg), ref) and len(np.unique(ref, axis=0)) > 10
+
+
+def _pooled(seed, pool, after_relu=True, dense=True):
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (200, 1, 12, 12))
+    b = GraphBuilder(x, FixedType(False, 8, 8), rng)
+    h = b.conv2d("inp", 3, 3, 4)  # 10x10
+    if after_relu:
+        h = b.requant(h, bits=5)
+    h = b.global_avgpool(h, extra_frac=1) if pool == "gap" else b.flatten(b.avgpool(h, pool, extra_frac=0))
+    if dense:
+        b.dense(h, 3, 4)
+    return b.model(), x[:, 0].astype(np.uint8)
+
+
+@pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("pool,after_relu,dense", [("gap", True, False), ("gap", False, True), (2, True, False),
+                                                   (5, False, False)])
+def test_csim_average_pooling(tmp_path, io_type, pool, after_relu, dense):
+    """Averages over 100, 4 (round-half-even ties are frequent) and 25 values; unsigned and signed inputs
+    (a pool straight after a convolution sees its signed accumulators); the pooled values themselves as outputs."""
+    qm, images = _pooled(7, pool, after_relu, dense)
+    ref = reference.run(qm, images)
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
+    assert np.array_equal(csim.run(project, hcfg), ref) and len(np.unique(ref)) > 5
+
+
+def test_hls_refuses_pooling_it_does_not_map(tmp_path):
+    from insitu.errors import ExportError
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
+    b.flatten(b.avgpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=1))
+    with pytest.raises(ExportError, match="overlapping average pooling"):
+        write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 32)))

@@ -9,6 +9,7 @@ the test vectors as its testbench data (`tb_data/`), so a user with Vitis can ru
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from insitu.config import HLSConfig
 from insitu.errors import ExportError
 from insitu.ir import support
 from insitu.ir.graph import dense_weight
-from insitu.ir.model import Conv2D, Dense, Flatten, Input, MaxPool2D, QuantModel, Requant
+from insitu.ir.fixed import FixedType
+from insitu.ir.model import AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool, Input, MaxPool2D, QuantModel, Requant
 
 log = logging.getLogger(__name__)
 PROJECT = "insitu_cells"
@@ -49,11 +51,32 @@ def pad_name(layer: Conv2D) -> str:
     return f"{layer.name}_pad"
 
 
+def flat_name(layer: GlobalAvgPool) -> str:
+    return f"{layer.name}_flat"
+
+
+def pool_accumulator(in_t: FixedType, out_t: FixedType, count: int) -> FixedType:
+    """hls4ml averages as `acc = sum; acc /= count` in the accumulator type, then casts to the result type: a
+    double rounding, exact when the accumulator holds the whole sum and at least out frac + ceil(log2 count) + 1
+    fraction bits (the truncated quotient then never crosses a rounding boundary of the result)."""
+    grow = math.ceil(math.log2(max(count, 2)))
+    frac = max(out_t.frac + grow + 1, in_t.frac)
+    return FixedType(True, in_t.width + grow + 1 + (frac - in_t.frac), frac)
+
+
 def to_torch(qm: QuantModel) -> nn.Sequential:
     """A float PyTorch network computing the IR's values (before rounding), layer names kept."""
     mods: OrderedDict[str, nn.Module] = OrderedDict()
-    for layer in qm.layers:
+    shapes = qm.shapes()
+    for i, layer in enumerate(qm.layers):
         if isinstance(layer, Input):
+            continue
+        if isinstance(layer, GlobalAvgPool):  # an average over the whole map, then (C,1,1) -> (C,)
+            if len(shapes[i - 1]) != 3:
+                raise ExportError(f"layer {layer.name!r}: global average pooling of a 1-D sequence is not mapped to "
+                                  "hls4ml yet", "use the reference, or pool a (C, H, W) map")
+            mods[layer.name] = nn.AvgPool2d(tuple(shapes[i - 1][1:]))
+            mods[flat_name(layer)] = nn.Flatten()
             continue
         if isinstance(layer, Conv2D):
             o, c, kh, kw = dense_weight(layer).shape
@@ -72,6 +95,11 @@ def to_torch(qm: QuantModel) -> nn.Sequential:
             m = nn.ReLU()
         elif isinstance(layer, MaxPool2D):
             m = nn.MaxPool2d(layer.size)
+        elif isinstance(layer, AvgPool2D):
+            if layer.stride not in (0, layer.size):
+                raise ExportError(f"layer {layer.name!r}: overlapping average pooling (stride {layer.stride} < size "
+                                  f"{layer.size}) is not mapped to hls4ml yet", "use stride = size")
+            m = nn.AvgPool2d(layer.size)
         elif isinstance(layer, Flatten):
             m = nn.Flatten()
         else:  # pragma: no cover
@@ -111,6 +139,12 @@ def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
             p["result"] = t.hls()
         elif isinstance(layer, MaxPool2D):
             p.update(result=t.hls(), accum=t.hls())
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool)):
+            prev = qm.shapes()[i - 1]
+            count = layer.size ** 2 if isinstance(layer, AvgPool2D) else prev[1] * prev[2]
+            p.update(result=t.hls(), accum=pool_accumulator(types[i - 1], t, count).hls())
+            if isinstance(layer, GlobalAvgPool):
+                names[flat_name(layer)]["Precision"]["result"] = t.hls()
         else:
             p["result"] = t.hls()
     return conf

@@ -56,9 +56,11 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}, {"rtl_unrolled": "use the streaming architecture"}),
     "maxpool2d overlapping (stride < size)": _row({"reference"}),
     "maxpool1d": _row({"reference"}),
-    "avgpool2d": _row({"reference"}),
+    "avgpool2d": _row({"reference", "hls_stream", "hls_parallel"}),
     "avgpool1d": _row({"reference"}),
-    "globalavgpool": _row({"reference"}),
+    "globalavgpool": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": "not implemented yet: "
+                                                                                         "the streaming tail is "
+                                                                                         "flatten + dense"}),
     "globalmaxpool": _row({"reference"}),
     "add (residual)": _row({"reference"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
     "concatenate (channels)": _row({"reference"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
