@@ -141,3 +141,28 @@ def test_hls_refuses_pooling_it_does_not_map(tmp_path):
     b.flatten(b.avgpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=1))
     with pytest.raises(ExportError, match="overlapping average pooling"):
         write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 32)))
+
+
+@pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
+def test_csim_residual_add_and_concatenate(tmp_path, io_type):
+    """A graph: padded convolutions, a residual add of operands with different fractional bits, a channel
+    concatenation with a 1x1 branch, pooling and a dense layer."""
+    from insitu.hls.torch_model import GraphNet, to_torch
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (150, 1, 10, 10))
+    b = GraphBuilder(x, FixedType(False, 8, 8), rng)
+    a = b.requant(b.conv2d("inp", 3, 3, 4, padding=(1, 1, 1, 1)), bits=4)
+    c = b.requant(b.conv2d(a, 3, 3, 4, padding=(1, 1, 1, 1)), bits=5)
+    s = b.add(a, c)
+    j = b.concatenate(s, b.requant(b.conv2d(a, 2, 1, 4), bits=4))
+    s2 = b.add(j, b.requant(b.conv2d(j, 5, 1, 4), bits=4))  # a second join: hls4ml names it add_1
+    b.dense(b.flatten(b.maxpool(s2, 2)), 3, 4)
+    qm, images = b.model(list("abc")), x[:, 0].astype(np.uint8)
+    assert not qm.is_sequence() and isinstance(to_torch(qm), GraphNet)
+    ref = reference.run(qm, images)
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
+    assert np.array_equal(csim.run(project, hcfg), ref) and len(np.unique(ref, axis=0)) > 10

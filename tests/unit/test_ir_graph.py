@@ -297,9 +297,12 @@ def test_backends_refuse_unsupported_kinds_by_name(tmp_path):
         unrolled.generate(qm, tmp_path / "u", 2.0)
     support.require(qm, "hls_stream")  # a depthwise-separable CNN with global average pooling runs in hls4ml
     residual, _ = GRAPHS["residual_add_concat"](0, 4, False)
-    with pytest.raises(ExportError, match="'add.*' \\(add \\(residual\\)\\) is not supported by the hls_stream"):
-        support.require(residual, "hls_stream")
-    support.require(residual, "reference")
+    with pytest.raises(RTLError, match="is not supported by the rtl_streaming backend"):
+        support.require(residual, "rtl_streaming", RTLError)
+    pools, _ = GRAPHS["pools_and_reshape"](0, 4, False)
+    with pytest.raises(ExportError, match="\\(reshape\\) is not supported by the hls_stream backend"):
+        support.require(pools, "hls_stream")
+    support.require(pools, "reference")
     # every row names every backend, and every kind of the IR has a row
     from insitu.ir.layers import LAYER_TYPES
 

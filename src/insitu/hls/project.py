@@ -1,6 +1,6 @@
 """Write an hls4ml project from a QuantModel, with every tensor's fixed-point type taken from the IR.
 
-The IR is turned into a plain PyTorch network whose float weights are the IR's dyadic numbers exactly, and
+The IR is turned into a PyTorch network (`hls/torch_model.py`) whose float weights are the IR's dyadic numbers, and
 hls4ml is told the type of every tensor (weights, biases, exact accumulators, requantized activations with
 AP_RND_CONV/AP_SAT), so its C++ computes precisely what the integer reference computes. The project gets
 the test vectors as its testbench data (`tb_data/`), so a user with Vitis can run csim/cosim directly.
@@ -9,22 +9,18 @@ the test vectors as its testbench data (`tb_data/`), so a user with Vitis can ru
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from insitu.config import HLSConfig
 from insitu.errors import ExportError
+from insitu.hls.torch_model import flat_name, hls_names, pad_name, pool_accumulator, to_torch
 from insitu.ir import support
-from insitu.ir.graph import dense_weight
-from insitu.ir.fixed import FixedType
-from insitu.ir.model import AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool, Input, MaxPool2D, QuantModel, Requant
+from insitu.ir.model import AvgPool2D, Conv2D, Dense, GlobalAvgPool, Input, MaxPool2D, QuantModel, Requant
 
 log = logging.getLogger(__name__)
 PROJECT = "insitu_cells"
@@ -40,79 +36,6 @@ class HLSProject:
     output_frac: int
 
 
-def _float(values: np.ndarray, frac: int, where: str) -> torch.Tensor:
-    t = torch.tensor(values.astype(np.float64) * 2.0 ** -frac, dtype=torch.float64)
-    if not torch.equal(t.float().double(), t):
-        raise ExportError(f"{where}: values do not fit float32 exactly", "use fewer bits")
-    return t.float()
-
-
-def pad_name(layer: Conv2D) -> str:
-    return f"{layer.name}_pad"
-
-
-def flat_name(layer: GlobalAvgPool) -> str:
-    return f"{layer.name}_flat"
-
-
-def pool_accumulator(in_t: FixedType, out_t: FixedType, count: int) -> FixedType:
-    """hls4ml averages as `acc = sum; acc /= count` in the accumulator type, then casts to the result type: a
-    double rounding, exact when the accumulator holds the whole sum and at least out frac + ceil(log2 count) + 1
-    fraction bits (the truncated quotient then never crosses a rounding boundary of the result)."""
-    grow = math.ceil(math.log2(max(count, 2)))
-    frac = max(out_t.frac + grow + 1, in_t.frac)
-    return FixedType(True, in_t.width + grow + 1 + (frac - in_t.frac), frac)
-
-
-def to_torch(qm: QuantModel) -> nn.Sequential:
-    """A float PyTorch network computing the IR's values (before rounding), layer names kept."""
-    mods: OrderedDict[str, nn.Module] = OrderedDict()
-    shapes = qm.shapes()
-    for i, layer in enumerate(qm.layers):
-        if isinstance(layer, Input):
-            continue
-        if isinstance(layer, GlobalAvgPool):  # an average over the whole map, then (C,1,1) -> (C,)
-            if len(shapes[i - 1]) != 3:
-                raise ExportError(f"layer {layer.name!r}: global average pooling of a 1-D sequence is not mapped to "
-                                  "hls4ml yet", "use the reference, or pool a (C, H, W) map")
-            mods[layer.name] = nn.AvgPool2d(tuple(shapes[i - 1][1:]))
-            mods[flat_name(layer)] = nn.Flatten()
-            continue
-        if isinstance(layer, Conv2D):
-            o, c, kh, kw = dense_weight(layer).shape
-            pt, pb, pl, pr = layer.padding
-            if pt == pb and pl == pr:  # hls4ml pads symmetric convolutions itself
-                m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride), padding=(pt, pl))
-            else:  # asymmetric: an explicit zero padding (hls4ml's ZeroPadding2D) before a valid convolution
-                mods[pad_name(layer)] = nn.ConstantPad2d((pl, pr, pt, pb), 0.0)
-                m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride))
-        elif isinstance(layer, Dense):
-            m = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
-        elif isinstance(layer, Requant):
-            if not layer.relu:
-                raise ExportError(f"{layer.name}: a requantizer without ReLU has no hls4ml layer yet",
-                                  "use QuantReLU activations")
-            m = nn.ReLU()
-        elif isinstance(layer, MaxPool2D):
-            m = nn.MaxPool2d(layer.size)
-        elif isinstance(layer, AvgPool2D):
-            if layer.stride not in (0, layer.size):
-                raise ExportError(f"layer {layer.name!r}: overlapping average pooling (stride {layer.stride} < size "
-                                  f"{layer.size}) is not mapped to hls4ml yet", "use stride = size")
-            m = nn.AvgPool2d(layer.size)
-        elif isinstance(layer, Flatten):
-            m = nn.Flatten()
-        else:  # pragma: no cover
-            raise ExportError(f"hls: unsupported IR layer {layer}", "")
-        if isinstance(layer, (Conv2D, Dense)):
-            weight = dense_weight(layer) if isinstance(layer, Conv2D) else layer.weight  # depthwise: block-diagonal
-            with torch.no_grad():
-                m.weight.copy_(_float(weight, layer.weight_type.frac, f"{layer.name}.weight"))
-                m.bias.copy_(_float(layer.bias, layer.out_type.frac, f"{layer.name}.bias"))
-        mods[layer.name] = m
-    return nn.Sequential(mods).eval()
-
-
 def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
     import hls4ml
 
@@ -124,15 +47,18 @@ def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
     names = conf["LayerName"]
     input_name = next(iter(names))
     names[input_name]["Precision"]["result"] = qm.input.out_type.hls()
-    types = qm.tensor_types()
-    for i, (layer, t) in enumerate(zip(qm.layers, types)):
+    types, shapes, ins = qm.tensor_types(), qm.shapes(), qm.inputs_of()
+    pos = {l.name: i for i, l in enumerate(qm.layers)}
+    alias = hls_names(qm)
+    for layer, t in zip(qm.layers, types):
         if isinstance(layer, Input):
             continue
+        src = pos[ins[layer.name][0]]  # the (first) input's layer
         if pad_name(layer) in names:  # the zero padding carries its input's type unchanged
-            names[pad_name(layer)]["Precision"]["result"] = types[i - 1].hls()
-        if layer.name not in names:
+            names[pad_name(layer)]["Precision"]["result"] = types[src].hls()
+        if alias[layer.name] not in names:
             raise ExportError(f"hls4ml did not keep layer {layer.name} (it has {list(names)})", "report this bug")
-        p = names[layer.name]["Precision"]
+        p = names[alias[layer.name]]["Precision"]
         if isinstance(layer, (Conv2D, Dense)):
             p.update(weight=layer.weight_type.hls(), bias=t.hls(), accum=t.hls(), result=t.hls())
         elif isinstance(layer, Requant):
@@ -140,9 +66,9 @@ def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
         elif isinstance(layer, MaxPool2D):
             p.update(result=t.hls(), accum=t.hls())
         elif isinstance(layer, (AvgPool2D, GlobalAvgPool)):
-            prev = qm.shapes()[i - 1]
+            prev = shapes[src]
             count = layer.size ** 2 if isinstance(layer, AvgPool2D) else prev[1] * prev[2]
-            p.update(result=t.hls(), accum=pool_accumulator(types[i - 1], t, count).hls())
+            p.update(result=t.hls(), accum=pool_accumulator(types[src], t, count).hls())
             if isinstance(layer, GlobalAvgPool):
                 names[flat_name(layer)]["Precision"]["result"] = t.hls()
         else:

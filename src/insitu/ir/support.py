@@ -62,8 +62,8 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
                                                                                          "the streaming tail is "
                                                                                          "flatten + dense"}),
     "globalmaxpool": _row({"reference"}),
-    "add (residual)": _row({"reference"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
-    "concatenate (channels)": _row({"reference"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
+    "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
+    "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
     "flatten": _row(set(BACKENDS)),
     "reshape": _row({"reference"}),
 }
