@@ -166,3 +166,24 @@ def test_csim_residual_add_and_concatenate(tmp_path, io_type):
     hcfg = HLSConfig(io_type=io_type)
     project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
     assert np.array_equal(csim.run(project, hcfg), ref) and len(np.unique(ref, axis=0)) > 10
+
+
+@pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("rounding,saturation", [("RND_CONV", "SAT"), ("TRN", "WRAP")])
+def test_csim_identity_requant_signed(tmp_path, io_type, rounding, saturation):
+    """A requantisation without activation (signed output), as the model's output and inside it."""
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (200, 1, 10, 10))
+    b = GraphBuilder(x, FixedType(False, 8, 8), rng)
+    h = b.requant(b.conv2d("inp", 3, 3, 4), relu=False, bits=4, signed=True, rounding=rounding,
+                  saturation=saturation)
+    b.requant(b.dense(b.flatten(h), 4, 4), relu=False, bits=5, signed=True, rounding=rounding, saturation=saturation)
+    qm, images = b.model(), x[:, 0].astype(np.uint8)
+    ref = reference.run(qm, images)
+    assert (ref < 0).any() and len(np.unique(ref)) > 8
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", images, reference.to_real(qm, ref))
+    assert np.array_equal(csim.run(project, hcfg), ref)

@@ -65,10 +65,9 @@ def modules_for(layer, in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]
     elif isinstance(layer, Dense):
         m = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
     elif isinstance(layer, Requant):
-        if not layer.relu:
-            raise ExportError(f"{layer.name}: a requantizer without ReLU has no hls4ml layer yet",
-                              "use QuantReLU activations")
-        m = nn.ReLU()
+        # hls4ml has no identity activation: a leaky ReLU of slope 1 is one, and the cast to the result type
+        # (its rounding and saturation, set by hls_config) does the requantisation
+        m = nn.ReLU() if layer.relu else nn.LeakyReLU(negative_slope=1.0)
     elif isinstance(layer, MaxPool2D):
         m = nn.MaxPool2d(layer.size)
     elif isinstance(layer, AvgPool2D):

@@ -47,11 +47,8 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "conv1d": _row({"reference"}),
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
-    "requant identity (no activation)": _row({"reference"}, {"hls_stream": "no hls4ml layer yet for a bare cast; "
-                                                                          "use a ReLU activation",
-                                                             "hls_parallel": "no hls4ml layer yet for a bare cast; "
-                                                                             "use a ReLU activation",
-                                                             "rtl_unrolled": _NO_RTL_ID, "rtl_streaming": _NO_RTL_ID}),
+    "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel"},
+                                             {"rtl_unrolled": _NO_RTL_ID, "rtl_streaming": _NO_RTL_ID}),
     "scaleshift (unfolded batch norm)": _row({"reference"}),
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}, {"rtl_unrolled": "use the streaming architecture"}),
     "maxpool2d overlapping (stride < size)": _row({"reference"}),
