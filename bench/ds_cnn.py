@@ -10,7 +10,7 @@ For each lane count: Yosys `synth_ecp5` resources and the cycles of a bit-exact 
 (`insitu.firmware.cost.model_cost`). With --pnr P, also the whole firmware step for ULX3S-85F at P lanes (board
 shell, Yosys, nextpnr-ecp5, ecppack): post-route Fmax, resources, latency, place-and-route time.
 
-    python bench/ds_cnn.py [--lanes 1 2 4] [--pnr 4] [--out bench/results/ds_cnn.json]
+    python bench/ds_cnn.py [--lanes 1 2 4] [--pnr 4] [--no-dsp] [--router router2] [--out results.json]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def ds_cnn(seed: int = 0, size: int = 48, bits: int = 4):
     return b.model(["B", "T4", "T8"], {"source": f"bench/ds_cnn.py seed {seed}"}), x
 
 
-def place_and_route(qm, images: np.ndarray, lanes: int, work: Path, dsp: bool) -> dict:
+def place_and_route(qm, images: np.ndarray, lanes: int, work: Path, dsp: bool, router: str) -> dict:
     from insitu.config import build_config
     from insitu.ir import reference
     from insitu.rundir import RunDir
@@ -56,7 +56,7 @@ def place_and_route(qm, images: np.ndarray, lanes: int, work: Path, dsp: bool) -
     save_vectors(run.path("export", "vectors.npz"), images, np.zeros(len(images), np.int64),
                  reference.run(qm, images), qm.output_type.frac)
     cfg = build_config("default", {"rtl": {"lanes": lanes, "simulator": "icarus", "sim_vectors": 4},
-                                   "firmware": {"shell_sim_images": 1, "dsp": dsp}})
+                                   "firmware": {"shell_sim_images": 1, "dsp": dsp, "router": router}})
     t0 = time.monotonic()
     r = rtl.run(cfg, run).summary["rtl"]
     fw = firmware.run(cfg, run).summary
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pnr", type=int, nargs="*", default=[], help="lane counts to place and route (ULX3S-85F)")
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON")
     ap.add_argument("--no-dsp", action="store_true", help="multipliers in LUTs (firmware.dsp=false)")
+    ap.add_argument("--router", default="router1", choices=["router1", "router2"], help="nextpnr router")
     args = ap.parse_args(argv)
     from insitu.firmware.cost import model_cost
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for p in args.pnr:
             try:
-                d = place_and_route(qm, images[:8], p, Path(tmp) / f"run{p}", not args.no_dsp)
+                d = place_and_route(qm, images[:8], p, Path(tmp) / f"run{p}", not args.no_dsp, args.router)
             except InsituError as exc:
                 rows.append({"pnr": {"lanes": p, "error": exc.problem}})
                 print(f"| {p} | does not build: {exc.problem} |")
