@@ -23,8 +23,6 @@ BACKENDS: dict[str, str] = {
 }
 
 _LATER = "not implemented yet"
-_NO_RTL_ID = ("not tested in RTL yet: only ReLU requantisation is proven bit-exact; use a ReLU activation, or the "
-              "hls backend")
 _NO_STREAM_BRANCH = "the streaming core is a single chain; graphs with branches are not implemented yet"
 
 
@@ -47,17 +45,15 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "conv1d": _row({"reference"}),
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
-    "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel"},
-                                             {"rtl_unrolled": _NO_RTL_ID, "rtl_streaming": _NO_RTL_ID}),
+    "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel", "rtl_unrolled",
+                                              "rtl_streaming"}),
     "scaleshift (unfolded batch norm)": _row({"reference"}),
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}, {"rtl_unrolled": "use the streaming architecture"}),
     "maxpool2d overlapping (stride < size)": _row({"reference"}),
     "maxpool1d": _row({"reference"}),
     "avgpool2d": _row({"reference", "hls_stream", "hls_parallel"}),
     "avgpool1d": _row({"reference"}),
-    "globalavgpool": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": "not implemented yet: "
-                                                                                         "the streaming tail is "
-                                                                                         "flatten + dense"}),
+    "globalavgpool": _row({"reference", "hls_stream", "hls_parallel", "rtl_streaming"}),
     "globalmaxpool": _row({"reference"}),
     "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
     "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),

@@ -1,7 +1,7 @@
 """The streaming architecture: an AXI4-Stream image in, class scores and the decision out.
 
     s_axis (P pixels/beat) -> block 0 (P lanes) -> FIFO + serializer -> blocks 1.. (1 pixel/clock)
-        -> flatten + dense (streaming accumulation) -> argmax -> result FIFO -> m_* (valid/ready)
+        -> flatten + dense (streaming accumulation) or global average + dense kernel -> argmax -> result FIFO -> m_* (valid/ready)
 
 `s_tready` falls only (a) while the FIFO after block 0 is close to full, and (b) at the start of an image
 when every result slot is already promised to an image in flight; nothing inside ever stalls, so a result
@@ -17,8 +17,9 @@ from insitu.errors import RTLError
 from insitu.ir import support
 from insitu.ir.fixed import FixedType
 from insitu.ir.graph import dense_weight
+from insitu.ir.layers import GlobalAvgPool
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
-from insitu.rtl import conv_block, dense_stream
+from insitu.rtl import conv_block, dense_stream, gap_stream
 from insitu.rtl.fifo import fifo, serializer
 from insitu.rtl.kernel import Kernel, make_kernel
 from insitu.rtl.vlog import clog2
@@ -77,12 +78,15 @@ def _plan(model: QuantModel, lanes: int):
         raise RTLError("the streaming architecture needs at least one convolution",
                        "use rtl.architecture=unrolled for models without convolutions")
     tail = layers[i:]
-    ok = (len(tail) in (2, 3) and isinstance(tail[0], Flatten) and isinstance(tail[1], Dense)
+    if len(tail) > 1 and isinstance(tail[0], GlobalAvgPool) and isinstance(tail[1], Flatten):
+        tail = [tail[0], *tail[2:]]  # the flatten of a vector is a no-op
+    ok = (len(tail) in (2, 3) and isinstance(tail[0], (Flatten, GlobalAvgPool)) and isinstance(tail[1], Dense)
           and (len(tail) == 2 or isinstance(tail[2], Requant)))
     if not ok:
         kinds = ", ".join(type(t).__name__ for t in tail)
-        raise RTLError(f"the streaming RTL supports convolutions followed by Flatten, one Dense and an optional "
-                       f"requant; this model ends with: {kinds}", "use a student with a single dense layer")
+        raise RTLError(f"the streaming RTL supports convolutions followed by Flatten or GlobalAvgPool, one Dense "
+                       f"and an optional requant; this model ends with: {kinds}",
+                       "use a student with a single dense layer")
     return blocks, (c, h, w), in_t, tail
 
 
@@ -104,11 +108,17 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
         latency += spec.latency
     dense: Dense = tail[1]
     rq = (tail[2].relu, tail[2].out_type) if len(tail) == 3 else None
-    dtext, score_t = dense_stream.generate("dense", dense.weight, dense.bias, (fh, fw), fc,
-                                           FixedType(feat_t.signed, feat_t.width, 0), dense.weight_type,
-                                           dense.out_type.frac, rq)
+    if isinstance(tail[0], GlobalAvgPool):
+        dtext, score_t, k, tail_latency = gap_stream.generate("dense", tail[0], dense, (fh, fw), fc, feat_t,
+                                                              feat_t.frac, rq, kdir, latency_cutoff)
+        kernels.append(k)
+        latency += tail_latency
+    else:
+        dtext, score_t = dense_stream.generate("dense", dense.weight, dense.bias, (fh, fw), fc,
+                                               FixedType(feat_t.signed, feat_t.width, 0), dense.weight_type,
+                                               dense.out_type.frac, rq)
+        latency += 4
     text.append(dtext)
-    latency += 4
     n_out = dense.weight.shape[0]
     first: conv_block.BlockSpec = blocks[0][0]
     pb = first.in_type.width

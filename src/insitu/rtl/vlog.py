@@ -39,16 +39,61 @@ def requant_module(name: str, in_width: int, in_frac: int, relu: bool, t: FixedT
     else:
         qw = max(w - shift + 1, t.width + 1)
         lines.append(f"    wire signed [{qw - 1}:0] q = r <<< {-shift};")
-    if t.saturation == "SAT":
-        hi, lo = const(t.max_int, qw), const(t.min_int, qw)
-        lines.append(f"    wire signed [{qw - 1}:0] hi = {hi};")
-        lines.append(f"    wire signed [{qw - 1}:0] lo = {lo};")
-        lines.append("    wire signed [%d:0] c = (q > hi) ? hi : ((q < lo) ? lo : q);" % (qw - 1))
-        lines.append(f"    assign y = c[{t.width - 1}:0];")
-    else:
-        lines.append(f"    assign y = q[{t.width - 1}:0];")
+    lines += _cast_out("q", qw, t)
     lines.append("endmodule\n")
     return "\n".join(lines)
+
+
+def _cast_out(q: str, qw: int, t: FixedType) -> list[str]:
+    """y = the qw-bit signed `q` saturated (SAT) or wrapped (WRAP) into type t."""
+    if t.saturation == "SAT":
+        hi, lo = const(t.max_int, qw), const(t.min_int, qw)
+        return [f"    wire signed [{qw - 1}:0] hi = {hi};", f"    wire signed [{qw - 1}:0] lo = {lo};",
+                f"    wire signed [{qw - 1}:0] c = ({q} > hi) ? hi : (({q} < lo) ? lo : {q});",
+                f"    assign y = c[{t.width - 1}:0];"]
+    return [f"    assign y = {q}[{t.width - 1}:0];"]
+
+
+def average_module(name: str, in_width: int, in_frac: int, count: int, t: FixedType) -> str:
+    """Module `name`: the exact signed sum of `count` values at in_frac -> their mean cast to t (t's rounding,
+    then its saturation), as `reference.average`. A power-of-two count is a shift (the requant module);
+    any other count divides by the constant: floor quotient and remainder, then round half to even."""
+    d = t.frac - in_frac
+    num_sh, den = (d, count) if d >= 0 else (0, count << (-d))
+    if den & (den - 1) == 0:
+        # round(x * 2**num_sh / 2**k): the requantisation of x read at t.frac + k - num_sh fractional bits
+        return requant_module(name, in_width, t.frac + den.bit_length() - 1 - num_sh, False, t)
+    nw = max(in_width + num_sh, den.bit_length()) + 2
+    lines = [f"module {name} (input [{in_width - 1}:0] x, output [{t.width - 1}:0] y);",
+             f"    wire signed [{in_width - 1}:0] xs = x;",
+             f"    wire signed [{nw - 1}:0] num = xs <<< {num_sh};",
+             f"    wire signed [{nw - 1}:0] den = {nw}'sd{den};",
+             "    wire signed [%d:0] qt = num / den;" % (nw - 1),
+             "    wire signed [%d:0] rt = num - qt * den;" % (nw - 1),
+             f"    wire neg = rt[{nw - 1}];",
+             f"    wire signed [{nw - 1}:0] fl = neg ? qt - 1 : qt;",
+             f"    wire signed [{nw - 1}:0] r = neg ? rt + den : rt;"]
+    if t.rounding == "RND_CONV":
+        lines.append(f"    wire up = ((r <<< 1) > den) | (((r <<< 1) == den) & fl[0]);")
+    else:
+        lines.append("    wire up = 1'b0;")
+    qw = max(nw + 1, t.width + 1)
+    lines.append(f"    wire signed [{qw - 1}:0] q = fl + $signed({{1'b0, up}});")
+    lines += _cast_out("q", qw, t)
+    lines.append("endmodule\n")
+    return "\n".join(lines)
+
+
+def argmax_chain(scores: list[str], width: int, signed: bool) -> tuple[list[str], str]:
+    """Combinational argmax of `scores` (ties to the lower index, as numpy): the lines and the index wire."""
+    cw = clog2(len(scores))
+    sgn = "$signed" if signed else ""
+    v = [f"    wire [{width - 1}:0] am_b0 = {scores[0]}; wire [{cw - 1}:0] am_i0 = 0;"]
+    for k in range(1, len(scores)):
+        v.append(f"    wire am_g{k} = {sgn}({scores[k]}) > {sgn}(am_b{k - 1});")
+        v.append(f"    wire [{width - 1}:0] am_b{k} = am_g{k} ? {scores[k]} : am_b{k - 1}; "
+                 f"wire [{cw - 1}:0] am_i{k} = am_g{k} ? {cw}'d{k} : am_i{k - 1};")
+    return v, f"am_i{len(scores) - 1}"
 
 
 def vmax(a: str, b: str, signed: bool) -> str:
