@@ -293,8 +293,11 @@ def test_backends_refuse_unsupported_kinds_by_name(tmp_path):
     qm, _ = GRAPHS["depthwise_separable_gap"](0, 4, False)
     with pytest.raises(RTLError, match="layer 'conv2d1' \\(conv2d stride > 1\\) is not supported by the rtl_streaming"):
         streaming.generate(qm, tmp_path / "s", 1, 2.0)
-    with pytest.raises(RTLError, match="rtl_unrolled"):
-        unrolled.generate(qm, tmp_path / "u", 2.0)
+    support.require(qm, "rtl_unrolled", RTLError)  # every kind lowers to flat ops
+    big = GraphBuilder(np.zeros((2, 1, 48, 48), np.int64), FixedType(False, 8, 8), np.random.default_rng(0))
+    big.conv2d("inp", 8, 3)
+    with pytest.raises(RTLError, match="(?s)conv2d1.*16928 x 2304 constant matrix.*rtl.architecture=streaming"):
+        unrolled.generate(big.model(), tmp_path / "u", 2.0)
     support.require(qm, "hls_stream")  # a depthwise-separable CNN with global average pooling runs in hls4ml
     residual, _ = GRAPHS["residual_add_concat"](0, 4, False)
     with pytest.raises(RTLError, match="is not supported by the rtl_streaming backend"):

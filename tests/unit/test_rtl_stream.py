@@ -88,42 +88,6 @@ def test_models_without_convolutions_are_refused(tmp_path):
         generate(mlp, tmp_path, 1, 2)
 
 
-def test_unrolled_mlp_is_bit_exact_with_gaps(tmp_path):
-    from insitu.ir.synthetic import random_mlp
-    from insitu.rtl import unrolled
-
-    model = random_mlp(1, size=4, hidden=(8, 6))
-    vec, expected = _vectors(model, 30, tmp_path)
-    design = unrolled.generate(model, tmp_path / "v", 2)
-    assert design.beats == 1 and design.to_dict()["architecture"] == "unrolled"
-    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim", 30, 0.7, 0.6, simulator="icarus")
-    assert r.comparison.ok and r.comparison.vectors == 30
-    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim2", 30, simulator="icarus",
-                 shards=1)
-    assert r.comparison.ok and r.ii_cycles == 1  # a sample per clock, back to back
-    # sustained: 30 samples leave within 30 + latency cycles (the result FIFO never throttles the input)
-    assert r.latency_first_to_valid >= 4
-    assert r.edges <= 30 + r.latency_first_to_valid + 25
-
-
-def test_unrolled_argmax_tree_many_outputs(tmp_path):
-    from insitu.ir.synthetic import random_mlp
-    from insitu.rtl import unrolled
-
-    model = random_mlp(3, size=4, hidden=(12,), n_classes=19)  # a 5-level registered argmax tree, odd sizes
-    vec, expected = _vectors(model, 25, tmp_path)
-    design = unrolled.generate(model, tmp_path / "v", 2)
-    r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim", 25, 0.8, 0.7, simulator="icarus")
-    assert r.comparison.ok and r.comparison.vectors == 25
-
-
-def test_unrolled_refuses_convolutions(tmp_path):
-    from insitu.rtl import unrolled
-
-    with pytest.raises(RTLError, match="not supported by the rtl_unrolled backend.*streaming architecture"):
-        unrolled.generate(random_model(0, size=12), tmp_path, 2)
-
-
 def _separable(seed, size=12):
     """conv 3x3 -> ReLU -> pool, depthwise 3x3 -> ReLU, pointwise 1x1 -> ReLU, flatten, dense."""
     from insitu.ir.builder import GraphBuilder

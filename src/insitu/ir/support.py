@@ -28,15 +28,14 @@ _NO_STREAM_BRANCH = "the streaming core is a single chain; graphs with branches 
 
 def _row(ok: set[str], why: dict[str, str] | None = None, default: str = _LATER) -> dict[str, bool | str]:
     why = why or {}
+    ok = ok | {"rtl_unrolled"}  # every kind lowers to flat vector ops (ir.lower), each one pipeline stage
     return {b: True if b in ok else why.get(b, default) for b in BACKENDS}
 
 
 _CORE = {"reference", "brevitas", "hls_stream", "hls_parallel"}
 SUPPORT: dict[str, dict[str, bool | str]] = {
     "input": _row(set(BACKENDS)),
-    "conv2d (valid, stride 1, square kernel)": _row(_CORE | {"rtl_streaming"},
-                                                    {"rtl_unrolled": "use the streaming architecture for "
-                                                                     "convolutional models"}),
+    "conv2d (valid, stride 1, square kernel)": _row(_CORE | {"rtl_streaming"}),
     "conv2d zero padding": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
     "conv2d stride > 1": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
     "conv2d depthwise (groups = channels)": _row({"reference", "brevitas", "hls_stream", "hls_parallel",
@@ -48,7 +47,7 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel", "rtl_unrolled",
                                               "rtl_streaming"}),
     "scaleshift (unfolded batch norm)": _row({"reference"}),
-    "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}, {"rtl_unrolled": "use the streaming architecture"}),
+    "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}),
     "maxpool2d overlapping (stride < size)": _row({"reference"}),
     "maxpool1d": _row({"reference"}),
     "avgpool2d": _row({"reference", "hls_stream", "hls_parallel"}),

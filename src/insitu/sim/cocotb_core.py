@@ -21,10 +21,10 @@ from cocotb.triggers import RisingEdge
 
 def _beats(images: np.ndarray, lanes: int, bits: int) -> list[list[int]]:
     out = []
-    shifts = [p * bits for p in range(lanes)]
+    shifts, mask = [p * bits for p in range(lanes)], (1 << bits) - 1
     for img in images:
         px = img.reshape(-1, lanes).astype(object)
-        out.append([sum(int(v) << s for v, s in zip(row, shifts)) for row in px])
+        out.append([sum((int(v) & mask) << s for v, s in zip(row, shifts)) for row in px])  # signed codes too
     return out
 
 
