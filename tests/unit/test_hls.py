@@ -76,11 +76,60 @@ def test_hls_refuses_what_it_lacks_by_name(tmp_path):
 
     rng = np.random.default_rng(0)
     b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
-    b.global_maxpool(b.requant(b.conv2d("inp", 2, 3, 4, depthwise=False), bits=4))
-    qm = b.model()
-    with pytest.raises(ExportError, match="'gmp3' \\(globalmaxpool\\) is not supported by the hls_stream"):
-        write_project(qm, HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 2)))
+    b.reshape(b.requant(b.conv2d("inp", 2, 3, 4, depthwise=False), bits=4), (2, 36))
+    with pytest.raises(ExportError, match="'reshape3' \\(reshape\\) is not supported by the hls_stream"):
+        write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 72)))
     assert not (tmp_path / "prj").exists()
+    b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
+    b.maxpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=2)
+    with pytest.raises(ExportError, match="(?s)maxpool overlapping.*requires stride = size.*use io_parallel"):
+        write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 18)))
+
+
+def _global_max_scale_shift(seed, bits, signed, overlap):
+    """Multi-channel signed or unsigned input, padded conv, an unfolded batch norm on a map, identity requant,
+    max pooling (overlapping or not), global max pooling, a scale-and-shift on the vector."""
+    from tests.unit.test_ir_graph import _builder
+
+    b, x = _builder(seed, (3, 9, 8), signed, n=40)
+    h = b.requant(b.conv2d("inp", 4, 3, bits, padding=(1, 1, 1, 1)), bits=bits)
+    h = b.requant(b.scaleshift(h, bits), relu=False, bits=bits + 1, signed=True)
+    h = b.maxpool(h, 3, stride=2) if overlap else b.maxpool(h, 2)
+    b.scaleshift(b.global_maxpool(h), bits)
+    return b.model(), x
+
+
+def _every_kind_cases():
+    from tests.unit.test_ir_graph import GRAPHS
+
+    def gmp(overlap):
+        return lambda seed, bits, signed: _global_max_scale_shift(seed, bits, signed, overlap)
+
+    graphs = {"sequence_1d": GRAPHS["sequence_1d"], "mlp_gap_1d": GRAPHS["mlp_gap_1d"], "gmp_scaleshift": gmp(False),
+              "gmp_overlapping_pool": gmp(True), "residual_add_concat": GRAPHS["residual_add_concat"]}
+    cases = []
+    for i, name in enumerate(graphs):
+        for io_type in ("io_stream", "io_parallel"):
+            if io_type == "io_stream" and name in ("gmp_overlapping_pool", "residual_add_concat"):
+                continue  # overlapping pooling: io_parallel only
+            bits, signed = [(2, False), (4, True), (6, False), (8, True)][(i + len(cases)) % 4]
+            slow = [pytest.mark.slow] if io_type == "io_parallel" and name == "residual_add_concat" else []
+            cases.append(pytest.param(graphs[name], io_type, bits, signed, id=f"{name}-{io_type}-{bits}",
+                                      marks=slow))
+    return cases
+
+
+@pytest.mark.parametrize("make,io_type,bits,signed", _every_kind_cases())
+def test_csim_is_bit_exact_on_every_kind(tmp_path, make, io_type, bits, signed):
+    """1-D convolutions (asymmetric padding, stride, depthwise), 1-D max and average pooling, 1-D global
+    average, scale-and-shift, global max, overlapping max pooling, map outputs (channels-last in hls4ml,
+    reordered), multi-channel signed inputs."""
+    qm, x = make(bits * 5 + 1, bits, signed)
+    ref = reference.run(qm, x).reshape(len(x), -1)
+    assert len(np.unique(ref)) > 2
+    hcfg = HLSConfig(io_type=io_type)
+    project = write_project(qm, hcfg, tmp_path / "prj", x, reference.to_real(qm, ref))
+    assert np.array_equal(csim.run(project, hcfg), ref)
 
 
 @pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])
@@ -139,8 +188,11 @@ def test_hls_refuses_pooling_it_does_not_map(tmp_path):
     rng = np.random.default_rng(0)
     b = GraphBuilder(rng.integers(0, 256, (8, 1, 8, 8)), FixedType(False, 8, 8), rng)
     b.flatten(b.avgpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=1))
-    with pytest.raises(ExportError, match="overlapping average pooling"):
+    with pytest.raises(ExportError, match="(?s)avgpool overlapping.*hls_stream.*requires stride = size"):
         write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 32)))
+    with pytest.raises(ExportError, match="(?s)avgpool overlapping.*hls_parallel.*not mapped to hls4ml yet"):
+        write_project(b.model(), HLSConfig(io_type="io_parallel"), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8),
+                      np.zeros((1, 32)))
 
 
 @pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])

@@ -23,14 +23,19 @@ def build(project: HLSProject, cfg: HLSConfig) -> Path:
 
 
 def run(project: HLSProject, cfg: HLSConfig) -> np.ndarray:
-    """Integer outputs (N, K) at the model's output frac, parsed exactly from tb_data/csim_results.log."""
+    """Integer outputs (N, K) at the model's output frac, parsed exactly from tb_data/csim_results.log (a map
+    output flattened channel-first, as the IR)."""
     exe = project.path / "csim.bin"
     if not exe.exists():
         build(project, cfg)
     results = project.path / "tb_data" / "csim_results.log"
     results.unlink(missing_ok=True)
     run_tool([str(exe)], project.path, project.path / "logs" / "csim_run.log", cfg.run_timeout_s)
-    return parse_results(results, project.n_outputs, project.output_frac)
+    got = parse_results(results, project.n_outputs, project.output_frac)
+    if len(project.output_shape) > 1:  # a map: channels-last rows back to the IR's channel-first order
+        last = (len(got), *project.output_shape[1:], project.output_shape[0])
+        got = np.moveaxis(got.reshape(last), -1, 1).reshape(len(got), -1)
+    return got
 
 
 def parse_results(path: Path, n_outputs: int, frac: int) -> np.ndarray:

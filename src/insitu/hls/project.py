@@ -19,7 +19,8 @@ from torch import nn
 from insitu.config import HLSConfig
 from insitu.errors import ExportError
 from insitu.hls.torch_model import flat_name, hls_names, pad_name, pool_accumulator, to_torch
-from insitu.ir import support
+from insitu.ir import reference, support
+from insitu.ir.layers import AvgPool1D, Conv1D, GlobalMaxPool, MaxPool1D, ScaleShift
 from insitu.ir.model import AvgPool2D, Conv2D, Dense, GlobalAvgPool, Input, MaxPool2D, QuantModel, Requant
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,18 @@ class HLSProject:
     n_inputs: int
     n_outputs: int
     output_frac: int
+    output_shape: tuple[int, ...] = ()  # (C, ...) of a map output: hls4ml writes it channels-last
 
 
 def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
     import hls4ml
 
-    c, h, w = qm.input.shape
-    conf = hls4ml.utils.config_from_pytorch_model(model, (c, h, w), granularity="name", backend=cfg.backend,
-                                                  default_precision="ap_fixed<32,16>",
-                                                  default_reuse_factor=cfg.reuse_factor)
+    # 'internal': the firmware takes its input channels-last (a pixel's channels together, as a stream carries
+    # them) with no transpose layer in front; the testbench data is written that way
+    conf = hls4ml.utils.config_from_pytorch_model(model, tuple(qm.input.shape), granularity="name",
+                                                  backend=cfg.backend, default_precision="ap_fixed<32,16>",
+                                                  default_reuse_factor=cfg.reuse_factor,
+                                                  channels_last_conversion="internal")
     conf["Model"]["Strategy"] = cfg.strategy
     names = conf["LayerName"]
     input_name = next(iter(names))
@@ -59,20 +63,24 @@ def hls_config(qm: QuantModel, model: nn.Module, cfg: HLSConfig) -> dict:
         if alias[layer.name] not in names:
             raise ExportError(f"hls4ml did not keep layer {layer.name} (it has {list(names)})", "report this bug")
         p = names[alias[layer.name]]["Precision"]
-        if isinstance(layer, (Conv2D, Dense)):
+        if isinstance(layer, (Conv2D, Conv1D, Dense)):
             p.update(weight=layer.weight_type.hls(), bias=t.hls(), accum=t.hls(), result=t.hls())
         elif isinstance(layer, Requant):
             p["result"] = t.hls()
-        elif isinstance(layer, MaxPool2D):
+        elif isinstance(layer, ScaleShift) and len(shapes[src]) == 1:  # a diagonal dense layer
+            p.update(weight=layer.scale_type.hls(), bias=t.hls(), accum=t.hls(), result=t.hls())
+        elif isinstance(layer, ScaleShift):
+            p.update(scale=layer.scale_type.hls(), bias=t.hls(), result=t.hls())
+        elif isinstance(layer, (MaxPool2D, MaxPool1D, GlobalMaxPool)):
             p.update(result=t.hls(), accum=t.hls())
-        elif isinstance(layer, (AvgPool2D, GlobalAvgPool)):
+        elif isinstance(layer, (AvgPool2D, AvgPool1D, GlobalAvgPool)):
             prev = shapes[src]
-            count = layer.size ** 2 if isinstance(layer, AvgPool2D) else prev[1] * prev[2]
+            count = int(np.prod(prev[1:])) if isinstance(layer, GlobalAvgPool) else layer.size ** (len(prev) - 1)
             p.update(result=t.hls(), accum=pool_accumulator(types[src], t, count).hls())
-            if isinstance(layer, GlobalAvgPool):
-                names[flat_name(layer)]["Precision"]["result"] = t.hls()
         else:
             p["result"] = t.hls()
+        if isinstance(layer, (GlobalAvgPool, GlobalMaxPool)):
+            names[flat_name(layer)]["Precision"]["result"] = t.hls()
     return conf
 
 
@@ -81,10 +89,12 @@ def _write_rows(path: Path, rows: np.ndarray, fmt: str) -> None:
     np.savetxt(path, rows.reshape(len(rows), -1), fmt=fmt, delimiter=" ")
 
 
-def write_testbench_data(project: Path, images_u8: np.ndarray, expected_real: np.ndarray) -> None:
-    """tb_data/ as hls4ml's testbench reads it: one sample per line, channels-last, exact decimals."""
-    x = images_u8.astype(np.float64) / 256.0  # (N,H,W) single channel: channels-last == row-major
-    _write_rows(project / "tb_data" / "tb_input_features.dat", x, "%.8f")
+def write_testbench_data(project: Path, qm: QuantModel, inputs: np.ndarray, expected_real: np.ndarray) -> None:
+    """tb_data/ as hls4ml's testbench reads it: one sample per line, channels-last, exact decimals. `inputs`
+    are the input type's integer codes, (N, *input shape) (or (N, H, W) for one channel)."""
+    codes = reference.prepare_input(qm, inputs)
+    x = np.moveaxis(codes.astype(np.float64) * 2.0 ** -qm.input.out_type.frac, 1, -1)  # channels-last
+    _write_rows(project / "tb_data" / "tb_input_features.dat", x, "%.17g")
     _write_rows(project / "tb_data" / "tb_output_predictions.dat", expected_real, "%.17g")
 
 
@@ -101,9 +111,10 @@ def write_project(qm: QuantModel, cfg: HLSConfig, out_dir: Path, images_u8: np.n
         hls_config=conf, part=cfg.part, clock_period=cfg.clock_period_ns)
     hm.write()
     _exact_printing(out_dir / f"{PROJECT}_test.cpp")
-    write_testbench_data(out_dir, images_u8, expected_real)
-    return HLSProject(out_dir, PROJECT, cfg.io_type, int(np.prod(qm.input.shape)), qm.shapes()[-1][0],
-                      qm.output_type.frac)
+    write_testbench_data(out_dir, qm, images_u8, expected_real)
+    out_shape = tuple(qm.shapes()[-1])
+    return HLSProject(out_dir, PROJECT, cfg.io_type, int(np.prod(qm.input.shape)), int(np.prod(out_shape)),
+                      qm.output_type.frac, out_shape)
 
 
 def _exact_printing(testbench: Path) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 from insitu.errors import ExportError
 from insitu.ir.fixed import FixedType
 from insitu.ir.graph import dense_weight
+from insitu.ir.layers import (AvgPool1D, Conv1D, GlobalMaxPool, MaxPool1D, ScaleShift)
 from insitu.ir.model import (Add, AvgPool2D, Concatenate, Conv2D, Dense, Flatten, GlobalAvgPool, Input, MaxPool2D,
                              QuantModel, Requant)
 
@@ -33,7 +34,7 @@ def pad_name(layer: Conv2D) -> str:
     return f"{layer.name}_pad"
 
 
-def flat_name(layer: GlobalAvgPool) -> str:
+def flat_name(layer: GlobalAvgPool | GlobalMaxPool) -> str:
     return f"{layer.name}_flat"
 
 
@@ -46,45 +47,85 @@ def pool_accumulator(in_t: FixedType, out_t: FixedType, count: int) -> FixedType
     return FixedType(True, in_t.width + grow + 1 + (frac - in_t.frac), frac)
 
 
+def _pool(layer, dims: int, in_shape: tuple[int, ...]) -> nn.Module:
+    size, stride = layer.size, layer.stride or layer.size
+    if isinstance(layer, (AvgPool2D, AvgPool1D)):
+        if stride != size:
+            raise ExportError(f"layer {layer.name!r}: overlapping average pooling (stride {layer.stride} < size "
+                              f"{layer.size}) is not mapped to hls4ml yet", "use stride = size")
+        return nn.AvgPool2d(size) if dims == 2 else nn.AvgPool1d(size)
+    return nn.MaxPool2d(size, stride) if dims == 2 else nn.MaxPool1d(size, stride)
+
+
+def _conv(layer: Conv2D | Conv1D) -> list[tuple[str, nn.Module]]:
+    """A convolution, with hls4ml's own symmetric padding or an explicit zero padding before a valid one."""
+    w = dense_weight(layer)  # depthwise: block-diagonal
+    o, c, k = w.shape[0], w.shape[1], tuple(w.shape[2:])
+    if isinstance(layer, Conv2D):
+        pt, pb, pl, pr = layer.padding
+        if pt == pb and pl == pr:
+            return [(layer.name, nn.Conv2d(c, o, k, stride=tuple(layer.stride), padding=(pt, pl)))]
+        return [(pad_name(layer), nn.ConstantPad2d((pl, pr, pt, pb), 0.0)),
+                (layer.name, nn.Conv2d(c, o, k, stride=tuple(layer.stride)))]
+    pl, pr = layer.padding
+    if pl == pr:
+        return [(layer.name, nn.Conv1d(c, o, k, stride=layer.stride, padding=pl))]
+    return [(pad_name(layer), nn.ConstantPad1d((pl, pr), 0.0)), (layer.name, nn.Conv1d(c, o, k, stride=layer.stride))]
+
+
+def _scale_shift(layer: ScaleShift, in_shape: tuple[int, ...]) -> nn.Module:
+    """y = x * scale + shift on a map as hls4ml's batch normalisation: mean 0, variance 1, epsilon 0, so its
+    folded scale gamma / sqrt(var + eps) and bias beta - mean * scale are the IR's numbers exactly. On a vector
+    it is a dense layer with a diagonal matrix (hls4ml's streaming batch normalisation of a flat vector
+    scales every element by the first channel's numbers)."""
+    c = in_shape[0]
+    if len(in_shape) == 1:
+        m: nn.Module = nn.Linear(c, c)
+        with torch.no_grad():
+            m.weight.copy_(torch.diag(_float(layer.scale, layer.scale_type.frac, f"{layer.name}.scale")))
+            m.bias.copy_(_float(layer.shift, layer.out_type.frac, f"{layer.name}.shift"))
+        return m
+    m = nn.BatchNorm2d(c, eps=0.0) if len(in_shape) == 3 else nn.BatchNorm1d(c, eps=0.0)
+    with torch.no_grad():
+        m.weight.copy_(_float(layer.scale, layer.scale_type.frac, f"{layer.name}.scale"))
+        m.bias.copy_(_float(layer.shift, layer.out_type.frac, f"{layer.name}.shift"))
+        m.running_mean.zero_()
+        m.running_var.fill_(1.0)
+    return m
+
+
 def modules_for(layer, in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
     """The PyTorch module(s) of one IR layer, in order, with the names hls4ml will give them."""
-    if isinstance(layer, GlobalAvgPool):  # an average over the whole map, then (C,1,1) -> (C,)
-        if len(in_shape) != 3:
-            raise ExportError(f"layer {layer.name!r}: global average pooling of a 1-D sequence is not mapped to "
-                              "hls4ml yet", "use the reference, or pool a (C, H, W) map")
-        return [(layer.name, nn.AvgPool2d(tuple(in_shape[1:]))), (flat_name(layer), nn.Flatten())]
-    mods: list[tuple[str, nn.Module]] = []
-    if isinstance(layer, Conv2D):
-        o, c, kh, kw = dense_weight(layer).shape
-        pt, pb, pl, pr = layer.padding
-        if pt == pb and pl == pr:  # hls4ml pads symmetric convolutions itself
-            m: nn.Module = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride), padding=(pt, pl))
-        else:  # asymmetric: an explicit zero padding (hls4ml's ZeroPadding2D) before a valid convolution
-            mods.append((pad_name(layer), nn.ConstantPad2d((pl, pr, pt, pb), 0.0)))
-            m = nn.Conv2d(c, o, (kh, kw), stride=tuple(layer.stride))
+    dims = len(in_shape) - 1
+    if isinstance(layer, (GlobalAvgPool, GlobalMaxPool)):  # a pooling over the whole map, then (C,1..) -> (C,)
+        span = tuple(in_shape[1:])
+        if isinstance(layer, GlobalAvgPool):
+            m: nn.Module = nn.AvgPool2d(span) if dims == 2 else nn.AvgPool1d(span[0])
+        else:
+            m = nn.MaxPool2d(span) if dims == 2 else nn.MaxPool1d(span[0])
+        return [(layer.name, m), (flat_name(layer), nn.Flatten())]
+    if isinstance(layer, (Conv2D, Conv1D)):
+        mods = _conv(layer)
     elif isinstance(layer, Dense):
-        m = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
+        mods = [(layer.name, nn.Linear(layer.weight.shape[1], layer.weight.shape[0]))]
     elif isinstance(layer, Requant):
         # hls4ml has no identity activation: a leaky ReLU of slope 1 is one, and the cast to the result type
         # (its rounding and saturation, set by hls_config) does the requantisation
-        m = nn.ReLU() if layer.relu else nn.LeakyReLU(negative_slope=1.0)
-    elif isinstance(layer, MaxPool2D):
-        m = nn.MaxPool2d(layer.size)
-    elif isinstance(layer, AvgPool2D):
-        if layer.stride not in (0, layer.size):
-            raise ExportError(f"layer {layer.name!r}: overlapping average pooling (stride {layer.stride} < size "
-                              f"{layer.size}) is not mapped to hls4ml yet", "use stride = size")
-        m = nn.AvgPool2d(layer.size)
+        mods = [(layer.name, nn.ReLU() if layer.relu else nn.LeakyReLU(negative_slope=1.0))]
+    elif isinstance(layer, (MaxPool2D, MaxPool1D, AvgPool2D, AvgPool1D)):
+        mods = [(layer.name, _pool(layer, dims, in_shape))]
+    elif isinstance(layer, ScaleShift):
+        mods = [(layer.name, _scale_shift(layer, in_shape))]
     elif isinstance(layer, Flatten):
-        m = nn.Flatten()
+        mods = [(layer.name, nn.Flatten())]
     else:  # support.require refuses every other kind first
         raise ExportError(f"layer {layer.name!r}: {layer.kind} has no hls4ml mapping", "see docs/support.md")
-    if isinstance(layer, (Conv2D, Dense)):
-        weight = dense_weight(layer) if isinstance(layer, Conv2D) else layer.weight  # depthwise: block-diagonal
+    if isinstance(layer, (Conv2D, Conv1D, Dense)):
+        weight = dense_weight(layer) if not isinstance(layer, Dense) else layer.weight
+        m = mods[-1][1]
         with torch.no_grad():
             m.weight.copy_(_float(weight, layer.weight_type.frac, f"{layer.name}.weight"))
             m.bias.copy_(_float(layer.bias, layer.out_type.frac, f"{layer.name}.bias"))
-    mods.append((layer.name, m))
     return mods
 
 

@@ -82,7 +82,7 @@ def _align(x: np.ndarray, frac_in: int, frac_out: int) -> np.ndarray:
     return x << (frac_out - frac_in)  # validation guarantees frac_out >= frac_in: exact
 
 
-def _prepare_input(model: QuantModel, inputs: np.ndarray) -> np.ndarray:
+def prepare_input(model: QuantModel, inputs: np.ndarray) -> np.ndarray:
     shape = tuple(model.input.shape)
     x = np.asarray(inputs)
     if x.shape[1:] != shape and shape[0] == 1 and x.shape[1:] == shape[1:]:
@@ -137,7 +137,7 @@ def run(model: QuantModel, inputs: np.ndarray, trace: bool = False, chunk: int =
     """Integer outputs (N, ...) at model.output_type.frac; with `trace`, also every layer's integer output."""
     check_exact_range(model)
     ins = graph.resolved_inputs(model.layers)
-    x_all = _prepare_input(model, inputs)
+    x_all = prepare_input(model, inputs)
     outs, traces = [], {layer.name: [] for layer in model.layers}
     for i in range(0, len(x_all), chunk):
         values: dict[str, tuple[np.ndarray, int]] = {}

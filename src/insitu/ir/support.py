@@ -9,7 +9,7 @@ table in docs/support.md is generated from this registry (`markdown()`), and a t
 from __future__ import annotations
 
 from insitu.errors import ExportError, InsituError
-from insitu.ir.layers import (Conv1D, Conv2D, Layer, MaxPool1D, MaxPool2D, Requant)
+from insitu.ir.layers import AvgPool1D, AvgPool2D, Conv1D, Conv2D, Layer, MaxPool1D, MaxPool2D, Requant
 from insitu.ir.model import QuantModel
 
 #: backend name -> what it is
@@ -23,6 +23,9 @@ BACKENDS: dict[str, str] = {
 }
 
 _LATER = "not implemented yet"
+_HLS_POOL = ("hls4ml's streaming pooling requires stride = size (its C simulation asserts, its hardware would "
+             "compute other windows); use io_parallel")
+_ONLY_2D = "the streaming core streams 2-D images; use the unrolled architecture for sequences"
 _NO_STREAM_BRANCH = "the streaming core is a single chain; graphs with branches are not implemented yet"
 
 
@@ -41,19 +44,21 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "conv2d depthwise (groups = channels)": _row({"reference", "brevitas", "hls_stream", "hls_parallel",
                                                   "rtl_streaming"}),
     "conv2d non-square kernel": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
-    "conv1d": _row({"reference"}),
+    "conv1d": _row(_CORE - {"brevitas"}, {"rtl_streaming": _ONLY_2D}),
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
     "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel", "rtl_unrolled",
                                               "rtl_streaming"}),
-    "scaleshift (unfolded batch norm)": _row({"reference"}),
+    "scaleshift (unfolded batch norm)": _row({"reference", "hls_stream", "hls_parallel"}),
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}),
-    "maxpool2d overlapping (stride < size)": _row({"reference"}),
-    "maxpool1d": _row({"reference"}),
+    "maxpool overlapping (stride < size)": _row({"reference", "hls_parallel"}, {"hls_stream": _HLS_POOL}),
+    "maxpool1d": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _ONLY_2D}),
     "avgpool2d": _row({"reference", "hls_stream", "hls_parallel"}),
-    "avgpool1d": _row({"reference"}),
+    "avgpool overlapping (stride < size)": _row({"reference"}, {"hls_stream": _HLS_POOL,
+                                                                 "hls_parallel": "not mapped to hls4ml yet"}),
+    "avgpool1d": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _ONLY_2D}),
     "globalavgpool": _row({"reference", "hls_stream", "hls_parallel", "rtl_streaming"}),
-    "globalmaxpool": _row({"reference"}),
+    "globalmaxpool": _row({"reference", "hls_stream", "hls_parallel"}),
     "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
     "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
     "flatten": _row(set(BACKENDS)),
@@ -79,11 +84,10 @@ def features(layer: Layer) -> list[str]:
         return ["conv1d"]
     if isinstance(layer, Requant):
         return ["requant relu / clipped relu" if layer.relu else "requant identity (no activation)"]
-    if isinstance(layer, (MaxPool2D, MaxPool1D)):
-        if isinstance(layer, MaxPool1D):
-            return ["maxpool1d"]
-        return ["maxpool2d (stride = size)" if layer.stride in (0, layer.size) else
-                "maxpool2d overlapping (stride < size)"]
+    if isinstance(layer, (MaxPool2D, MaxPool1D, AvgPool2D, AvgPool1D)):
+        kind = "maxpool" if isinstance(layer, (MaxPool2D, MaxPool1D)) else "avgpool"
+        base = {"maxpool2d": "maxpool2d (stride = size)"}.get(layer.kind, layer.kind)
+        return [base] if layer.stride in (0, layer.size) else [base, f"{kind} overlapping (stride < size)"]
     names = {"scaleshift": "scaleshift (unfolded batch norm)", "add": "add (residual)",
              "concatenate": "concatenate (channels)"}
     return [names.get(layer.kind, layer.kind)]
