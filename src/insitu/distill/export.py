@@ -9,7 +9,6 @@ with hooks). Convolutions may be strided, zero-padded and rectangular. Anything 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import brevitas.nn as qnn
@@ -17,126 +16,79 @@ import numpy as np
 import torch
 from torch import nn
 
+from insitu.distill import brevitas_layers
 from insitu.errors import ExportError, MismatchError
 from insitu.ir import reference
 from insitu.ir.fixed import FixedType
-from insitu.ir.graph import exact_acc
-from insitu.ir.model import Conv2D, Dense, Flatten, Input, Layer, MaxPool2D, QuantModel, Requant
+from insitu.ir.model import Input, QuantModel
 from insitu.sim.compare import first_mismatches
 
 log = logging.getLogger(__name__)
-SUPPORTED = "QuantIdentity (input), QuantConv2d, QuantReLU, MaxPool2d, Flatten, QuantLinear"
-
-
-def _pow2_frac(scale: torch.Tensor, where: str) -> int:
-    s = scale.detach().reshape(-1)
-    if s.numel() != 1:
-        raise ExportError(f"{where}: per-channel scales ({s.numel()}) are not supported yet",
-                          "use per-tensor quantizers (the *PerTensorFixedPoint ones)")
-    v = float(s[0])
-    e = math.log2(v) if v > 0 else float("nan")
-    if not math.isfinite(e) or e != round(e):
-        raise ExportError(f"{where}: scale {v!r} is not a power of two, so no fixed-point type represents it",
-                          "use Brevitas FixedPoint quantizers (power-of-two scales)")
-    return -int(round(e))
-
-
-def _qt(t: object, where: str):
-    if not hasattr(t, "scale") or not hasattr(t, "bit_width"):
-        raise ExportError(f"{where}: expected a quantized tensor here, got a float tensor",
-                          "every layer must be preceded by a quantizer (return_quant_tensor=True)")
-    return t
 
 
 @torch.no_grad()
-def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, int], class_names: list[str]) -> QuantModel:
-    """`image_size` is the side of a square input or its (height, width)."""
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+def export_quantmodel(model: nn.Sequential, image_size: int | tuple[int, ...], class_names: list[str],
+                      input_shape: tuple[int, ...] | None = None) -> QuantModel:
+    """`image_size` is the side of a square one-channel input or its (height, width); `input_shape` (C, H, W)
+    or (C, L) overrides it. The first module must be the input quantizer (a QuantIdentity)."""
+    if input_shape is None:
+        input_shape = (1, image_size, image_size) if isinstance(image_size, int) else (1, *image_size)
     model = model.cpu().eval()
     seen: dict[str, tuple[object, object]] = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, n=name: seen.__setitem__(n, (i[0], o)))
              for name, m in model.named_children()]
     try:
-        model(torch.zeros(1, 1, h, w))
+        model(torch.zeros(1, *input_shape))
+    except RuntimeError as exc:
+        raise ExportError(f"the model does not run on an input of shape {tuple(input_shape)}: {exc}",
+                          "give the input shape the model takes, (C, H, W) or (C, L)") from exc
     finally:
         for hook in hooks:
             hook.remove()
-    layers: list[Layer] = []
-    cur: FixedType | None = None
+    walk = brevitas_layers.Walk()
     for name, m in model.named_children():
         inp, out = seen[name]
-        if isinstance(m, qnn.QuantIdentity) and not layers:
-            o = _qt(out, name)
-            if o.signed or float(o.bit_width) != 8 or _pow2_frac(o.scale, name) != 8:
-                raise ExportError(f"{name}: the input quantizer must be unsigned 8-bit with scale 2^-8",
-                                  "use insitu's InputQuant")
-            cur = FixedType(False, 8, 8)
-            layers.append(Input(name, (1, h, w), cur))
-        elif cur is None:
-            raise ExportError(f"the student must start with an input QuantIdentity, found {type(m).__name__}",
-                              "build the student with insitu.distill.student.build_student")
-        elif isinstance(m, (qnn.QuantConv2d, qnn.QuantLinear)):
-            qi = _qt(inp, name)
-            if isinstance(m, qnn.QuantConv2d):
-                if isinstance(m.padding, str) or m.padding_mode != "zeros" or m.dilation != (1, 1) \
-                        or m.groups not in (1, m.in_channels):
-                    raise ExportError(f"{name}: only zero-padded (numeric padding), undilated convolutions with groups "
-                                      f"1 or in_channels (depthwise) are exported (got padding={m.padding!r}, "
-                                      f"padding_mode={m.padding_mode!r}, dilation={m.dilation}, groups={m.groups})",
-                                      "give padding as numbers; use groups=1 or groups=in_channels")
-            qw = m.quant_weight()
-            wfrac = _pow2_frac(qw.scale, f"{name}.weight")
-            wbits = int(qw.bit_width)
-            w = qw.int().numpy().astype(np.int64)
-            frac = cur.frac + wfrac
-            if m.bias is None:
-                b = np.zeros(w.shape[0], np.int64)
-            else:
-                qb = m.bias_quant(m.bias, qi, qw)
-                if _pow2_frac(qb.scale, f"{name}.bias") != frac:
-                    raise ExportError(f"{name}: bias scale is not input scale x weight scale", "use Int32Bias")
-                b = qb.int().numpy().astype(np.int64)
-            wt = FixedType(True, wbits, wfrac)
-            acc = exact_acc(w, b, cur, frac)
-            if isinstance(m, qnn.QuantConv2d):
-                ph, pw = m.padding
-                layers.append(Conv2D(name, w, b, wt, acc, stride=tuple(int(s) for s in m.stride),
-                                     padding=(int(ph), int(ph), int(pw), int(pw)), groups=int(m.groups)))
-            else:
-                layers.append(Dense(name, w, b, wt, acc))
-            cur = acc
-        elif isinstance(m, qnn.QuantReLU):
-            o = _qt(out, name)
-            cur = FixedType(bool(o.signed), int(o.bit_width), _pow2_frac(o.scale, name), "RND_CONV", "SAT")
-            layers.append(Requant(name, True, cur))
-        elif isinstance(m, nn.MaxPool2d):
-            k, s = m.kernel_size, m.stride
-            if k != s or m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode:
-                raise ExportError(f"{name}: only non-overlapping max-pooling (stride = size, no padding) is supported",
-                                  "use MaxPool2d(k) with default arguments")
-            layers.append(MaxPool2D(name, int(k if isinstance(k, int) else k[0])))
-        elif isinstance(m, nn.Flatten):
-            layers.append(Flatten(name))
-        else:
-            raise ExportError(f"layer {name!r} of type {type(m).__name__} is not supported by the exporter",
-                              f"supported layers: {SUPPORTED}")
-    qm = QuantModel(layers, list(class_names), {"source": "brevitas"})
-    qm.shapes()  # validates the chain
-    reference.check_exact_range(qm)
+        if walk.cur is None:
+            if not isinstance(m, qnn.QuantIdentity):
+                raise ExportError(f"the student must start with an input QuantIdentity, found {type(m).__name__}",
+                                  "build the student with insitu.distill.student.build_student")
+            t = brevitas_layers.act_type(out, name)
+            walk.cur = FixedType(t.signed, t.width, t.frac)  # the input codes: no cast of their own
+            walk.layers.append(Input(name, tuple(input_shape), walk.cur))
+            continue
+        brevitas_layers.convert(walk, name, m, inp, out)
+    if walk.pending is not None:
+        raise ExportError(f"the average pooling {walk.pending[0]!r} ends the model without a quantizer",
+                          "put a QuantIdentity or QuantReLU after it: it sets the type of the average")
+    qm = QuantModel(walk.layers, list(class_names), {"source": "brevitas"})
+    qm.validate()
     return qm
 
 
+def _float_input(qm: QuantModel | None, x: np.ndarray) -> torch.Tensor:
+    """The integer input codes as the floats the model takes ((N, H, W) uint8 images: /256, one channel)."""
+    if qm is None:
+        from insitu.distill.train import to_input
+
+        return to_input(x).double()
+    codes = reference.prepare_input(qm, x)
+    return torch.from_numpy(codes.astype(np.float64) * 2.0 ** -qm.input.out_type.frac)
+
+
 @torch.no_grad()
-def brevitas_outputs(model: nn.Sequential, images_u8: np.ndarray, batch: int = 500) -> np.ndarray:
+def brevitas_outputs(model: nn.Sequential, images_u8: np.ndarray, batch: int = 500,
+                     qm: QuantModel | None = None) -> np.ndarray:
     """Brevitas' own quantized forward pass, run in float64 so that every accumulator below 2**53 is exact
-    (float32 would round sums above 2**24, e.g. the dense layer of an 8-bit student)."""
+    (float32 would round sums above 2**24, e.g. the dense layer of an 8-bit student). With `qm`, the inputs
+    are integer codes of its input type, shaped as its input."""
     import copy
 
-    from insitu.distill.train import to_input
-
     model = copy.deepcopy(model).cpu().eval().double()
-    out = [model(to_input(images_u8[i:i + batch]).double()).numpy() for i in range(0, len(images_u8), batch)]
-    return np.concatenate(out).astype(np.float64)
+    out = []
+    for i in range(0, len(images_u8), batch):
+        y = model(_float_input(qm, images_u8[i:i + batch]))
+        out.append(getattr(y, "value", y).numpy())  # a QuantTensor when the last layer returns one
+    return np.concatenate(out).reshape(len(images_u8), -1).astype(np.float64)
 
 
 def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.ndarray,
@@ -144,7 +96,8 @@ def verify_against_brevitas(qm: QuantModel, model: nn.Sequential, images_u8: np.
     """Assert the integer reference (`ref_ints` when already computed) equals Brevitas on every image;
     returns counts. Mismatch -> MismatchError."""
     ref = reference.to_real(qm, reference.run(qm, images_u8) if ref_ints is None else ref_ints)
-    brev = brevitas_outputs(model, images_u8)
+    ref = ref.reshape(len(ref), -1)
+    brev = brevitas_outputs(model, images_u8, qm=qm)
     exact = np.all(ref == brev, axis=1)
     result = {"vectors": int(len(exact)), "bit_exact_vectors": int(exact.sum())}
     if not exact.all():

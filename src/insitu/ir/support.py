@@ -26,6 +26,9 @@ _LATER = "not implemented yet"
 _HLS_POOL = ("hls4ml's streaming pooling requires stride = size (its C simulation asserts, its hardware would "
              "compute other windows); use io_parallel")
 _ONLY_2D = "the streaming core streams 2-D images; use the unrolled architecture for sequences"
+_NO_BN = ("a batch norm is folded into the layer before it at export; an unfolded one has float scales that no "
+          "fixed-point type holds: fold it, or quantize its output with a QuantIdentity")
+_NO_GRAPH = "the exporter walks an nn.Sequential; a graph with branches needs the Brevitas graph importer (not yet)"
 _NO_STREAM_BRANCH = "the streaming core is a single chain; graphs with branches are not implemented yet"
 
 
@@ -44,23 +47,25 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "conv2d depthwise (groups = channels)": _row({"reference", "brevitas", "hls_stream", "hls_parallel",
                                                   "rtl_streaming"}),
     "conv2d non-square kernel": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
-    "conv1d": _row(_CORE - {"brevitas"}, {"rtl_streaming": _ONLY_2D}),
+    "conv1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
-    "requant identity (no activation)": _row({"reference", "hls_stream", "hls_parallel", "rtl_unrolled",
-                                              "rtl_streaming"}),
-    "scaleshift (unfolded batch norm)": _row({"reference", "hls_stream", "hls_parallel"}),
+    "requant identity (no activation)": _row(_CORE | {"rtl_streaming"}),
+    "scaleshift (unfolded batch norm)": _row({"reference", "hls_stream", "hls_parallel"}, {"brevitas": _NO_BN}),
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}),
-    "maxpool overlapping (stride < size)": _row({"reference", "hls_parallel"}, {"hls_stream": _HLS_POOL}),
-    "maxpool1d": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _ONLY_2D}),
-    "avgpool2d": _row({"reference", "hls_stream", "hls_parallel"}),
-    "avgpool overlapping (stride < size)": _row({"reference"}, {"hls_stream": _HLS_POOL,
-                                                                 "hls_parallel": "not mapped to hls4ml yet"}),
-    "avgpool1d": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _ONLY_2D}),
-    "globalavgpool": _row({"reference", "hls_stream", "hls_parallel", "rtl_streaming"}),
-    "globalmaxpool": _row({"reference", "hls_stream", "hls_parallel"}),
-    "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
-    "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH}),
+    "maxpool overlapping (stride < size)": _row({"reference", "brevitas", "hls_parallel"}, {"hls_stream": _HLS_POOL}),
+    "maxpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
+    "avgpool2d": _row(_CORE),
+    "avgpool overlapping (stride < size)": _row({"reference", "brevitas"}, {"hls_stream": _HLS_POOL,
+                                                                             "hls_parallel": "not mapped to hls4ml "
+                                                                                             "yet"}),
+    "avgpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
+    "globalavgpool": _row(_CORE | {"rtl_streaming"}),
+    "globalmaxpool": _row(_CORE),
+    "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
+                                                                          "brevitas": _NO_GRAPH}),
+    "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
+                                                                                  "brevitas": _NO_GRAPH}),
     "flatten": _row(set(BACKENDS)),
     "reshape": _row({"reference"}),
 }
