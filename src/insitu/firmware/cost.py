@@ -84,6 +84,9 @@ def synthesise(verilog: list[Path], top: str, family: str, work: Path, timeout_s
     run_tool([exe, "-q", "-l", "yosys.log", "-s", "cost.ys"], work, work / "logs" / "yosys.log", timeout_s)
     cells = parse_stat((work / "stat.txt").read_text())
     resources = {res: sum(n for name, n in cells.items() if pat.match(name)) for res, pat in patterns.items()}
+    if family == "ecp5":  # LUT4s in nextpnr's units (TRELLIS_COMB): a CCU2C carry cell and a 16x4 RAM hold two each
+        resources["lut4"] = resources["lut"]
+        resources["lut"] += 2 * resources["carry"] + 2 * resources["lutram"]
     return resources, cells, tool_version(exe)
 
 
