@@ -143,3 +143,53 @@ def test_global_average_pooling_tail_is_bit_exact(tmp_path, lanes, size, extra, 
     r = simulate(design.files, design.to_dict(), vec, expected, tmp_path / "sim", 12, 0.7, 0.7, seed=size,
                  simulator="icarus")
     assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
+
+
+def _streamed(seed, size, first, second, head="dense", bits=4):
+    """conv (first) -> requant [-> pool], conv (second) -> requant [-> pool] -> head; each stage is a dict of
+    conv2d arguments plus an optional pool ('max' / 'avg', size) for the builder."""
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(rng.integers(0, 256, (32, 1, *size)), FixedType(False, 8, 8), rng)
+    h = "inp"
+    for stage in (first, second):
+        stage = dict(stage)
+        pool = stage.pop("pool", None)
+        out, k = stage.pop("out"), stage.pop("k")
+        h = b.requant(b.conv2d(h, out, k, bits, **stage), bits=bits)
+        if pool and pool[0] == "max":
+            h = b.maxpool(h, pool[1])
+        elif pool:
+            h = b.avgpool(h, pool[1], extra_frac=1, rounding=pool[2] if len(pool) > 2 else "RND_CONV")
+    b.dense(b.global_avgpool(h, extra_frac=1) if head == "gap" else b.flatten(h), 3, bits)
+    return b.model(list("abc"))
+
+
+@pytest.mark.parametrize("lanes,size,first,second,head", [
+    (1, (13, 12), {"out": 3, "k": 3, "stride": (2, 2)}, {"out": 4, "k": (2, 3)}, "dense"),  # strided, rectangular
+    (2, (11, 12), {"out": 3, "k": (3, 1), "stride": (3, 2)}, {"out": 4, "k": 3, "stride": (1, 2)}, "gap"),
+    (1, (12, 12), {"out": 3, "k": 3, "pool": ("avg", 2)}, {"out": 4, "k": 2, "pool": ("avg", 3, "TRN")}, "dense"),
+    (4, (12, 16), {"out": 3, "k": 3, "pool": ("avg", 2)}, {"out": 4, "k": (3, 2), "pool": ("max", 2)}, "gap"),
+])
+def test_stride_rectangular_kernels_and_average_pooling_stream_bit_exact(tmp_path, lanes, size, first, second,
+                                                                           head):
+    model = _streamed(lanes * 7 + size[0], size, first, second, head)
+    imgs = np.random.default_rng(3).integers(0, 256, (12, *size), dtype=np.uint8)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs)
+    assert len(np.unique(expected, axis=0)) > 2
+    design = generate(model, tmp_path / "v", lanes, 2)
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12, 0.7, 0.7,
+                 seed=lanes, simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
+
+
+def test_streaming_refuses_what_a_block_cannot_hold(tmp_path):
+    m = _streamed(0, (12, 12), {"out": 3, "k": 3, "stride": (2, 2), "pool": ("max", 2)}, {"out": 3, "k": 1}, "dense")
+    with pytest.raises(RTLError, match="strided convolution followed by pooling"):
+        generate(m, tmp_path, 1, 2)
+    m = _streamed(0, (12, 12), {"out": 3, "k": 3, "padding": (1, 1, 1, 1)}, {"out": 3, "k": 1}, "dense")
+    with pytest.raises(RTLError, match="(?s)conv2d zero padding.*rtl_streaming.*supported by: .*rtl_unrolled"):
+        generate(m, tmp_path, 1, 2)

@@ -17,7 +17,7 @@ from insitu.errors import RTLError
 from insitu.ir import support
 from insitu.ir.fixed import FixedType
 from insitu.ir.graph import dense_weight
-from insitu.ir.layers import GlobalAvgPool
+from insitu.ir.layers import AvgPool2D, GlobalAvgPool
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
 from insitu.rtl import conv_block, dense_stream, gap_stream
 from insitu.rtl.fifo import fifo, serializer
@@ -65,15 +65,29 @@ def _plan(model: QuantModel, lanes: int):
             raise RTLError(f"{conv.name}: the RTL needs a ReLU/requant after every convolution",
                            "add an activation quantizer after the convolution")
         rq = layers[i + 1]
-        pool = layers[i + 2].size if i + 2 < len(layers) and isinstance(layers[i + 2], MaxPool2D) else 1
-        spec = conv_block.BlockSpec(f"blk{len(blocks)}", lanes if not blocks else 1, c, h, w, conv.weight.shape[2],
-                                    pool, FixedType(in_t.signed, in_t.width, 0), rq.out_type, rq.relu,
-                                    conv.out_type.frac, conv.weight.shape[0])
+        nxt = layers[i + 2] if i + 2 < len(layers) else None
+        pool = nxt if isinstance(nxt, (MaxPool2D, AvgPool2D)) else None
+        kh, kw = conv.weight.shape[2:]
+        sh, sw = conv.stride
+        if pool is not None and (sh, sw) != (1, 1):
+            raise RTLError(f"{conv.name}: a strided convolution followed by pooling ({pool.name}) in one streaming "
+                           "block is not supported", "use stride 1 before the pooling, or the unrolled architecture")
+        if pool is not None and pool.stride not in (0, pool.size):
+            raise RTLError(f"{pool.name}: overlapping pooling (stride {pool.stride} < size {pool.size}) is not "
+                           "streamed", "use stride = size, or the unrolled architecture")
+        if pool is not None:
+            reduce, factor, sy = ("sum" if isinstance(pool, AvgPool2D) else "max"), pool.size, 0
+        else:
+            reduce, factor, sy = ("first" if (sh, sw) != (1, 1) else "max"), sw, sh
+        spec = conv_block.BlockSpec(f"blk{len(blocks)}", lanes if not blocks else 1, c, h, w, kh, factor,
+                                    FixedType(in_t.signed, in_t.width, 0), rq.out_type, rq.relu, conv.out_type.frac,
+                                    conv.weight.shape[0], kw=kw, reduce=reduce,
+                                    avg_type=pool.out_type if isinstance(pool, AvgPool2D) else None, stride_y=sy)
         conv_block.check(spec)
         blocks.append((spec, conv))
         c, (h, w) = conv.weight.shape[0], spec.out_hw
-        in_t = rq.out_type
-        i += 3 if pool > 1 else 2
+        in_t = spec.result_type
+        i += 3 if pool is not None else 2
     if not blocks:
         raise RTLError("the streaming architecture needs at least one convolution",
                        "use rtl.architecture=unrolled for models without convolutions")
@@ -132,7 +146,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
 
 def _top(top: str, blocks, n_out: int, score_t: FixedType, lanes: int, pb: int, text_fifo: list[str]) -> str:
     first: conv_block.BlockSpec = blocks[0][0]
-    q, o0, ob0 = first.out_lanes, first.out_channels, first.out_type.width
+    q, o0, ob0 = first.out_lanes, first.out_channels, first.result_type.width
     lw = o0 * ob0
     beats = first.height * first.width // lanes
     sw, cw = score_t.width, clog2(n_out)
@@ -166,7 +180,7 @@ def _top(top: str, blocks, n_out: int, score_t: FixedType, lanes: int, pb: int, 
         v += [f"    wire p0_v = b0_v; wire [{lw - 1}:0] p0_d = b0_d;", "    wire room = 1'b1;"]
     prev = "p0"
     for idx, (spec, _) in enumerate(blocks[1:], start=1):
-        ow = spec.out_channels * spec.out_type.width
+        ow = spec.out_channels * spec.result_type.width
         v += [f"    wire b{idx}_v; wire b{idx}_m; wire [{ow - 1}:0] b{idx}_d;",
               f"    blk{idx} u_blk{idx} (.clk(clk), .rst(rst), .in_valid({prev}_v), .in_data({prev}_d), "
               f".out_valid(b{idx}_v), .out_mask(b{idx}_m), .out_data(b{idx}_d));"]
