@@ -173,15 +173,17 @@ def main(argv: list[str] | None = None) -> int:
                                        3600)
                 row = {"kernel": name, "tool": tool, "shape": list(spec["weight"].shape), "cost": r["cost"],
                        "stages": r["latency"], "gen_s": r["total_s"], "exact": r["exact"], "lut": syn["lut"],
-                       "ff": syn["ff"], "yosys_s": round(time.monotonic() - t0, 1), "fmax_mhz": None}
+                       "lut4": syn.get("lut4", syn["lut"]), "carry": syn["carry"], "ff": syn["ff"], "yosys_s": round(time.monotonic() - t0, 1), "fmax_mhz": None}
                 if name in args.pnr:
                     row["fmax_mhz"] = _fmax(r, work / "pnr" / tool / name)
                 rows.append(row)
-        print("| kernel | O x I | tool | adder cost | stages | generation s | exact | LUT4 | FF | Fmax MHz |")
+        print("| kernel | O x I | tool | adder cost | stages | generation s | exact | LUT (LUT4 + 2 x CCU2C) | FF | "
+              "Fmax MHz |")
         print("|---|---|---|---:|---:|---:|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['kernel']} | {r['shape'][0]} x {r['shape'][1]} | {r['tool']} | {r['cost']:.0f} | "
-                  f"{r['stages']} | {r['gen_s']} | {r['exact']} | {r['lut']:,} | {r['ff']:,} | {r['fmax_mhz'] or '-'} |")
+                  f"{r['stages']} | {r['gen_s']} | {r['exact']} | {r['lut']:,} ({r['lut4']:,} + 2 x {r['carry']:,}) | "
+                  f"{r['ff']:,} | {r['fmax_mhz'] or '-'} |")
         if args.out:
             args.out.write_text(json.dumps(rows, indent=1))
     return 0

@@ -190,6 +190,40 @@ def test_streaming_refuses_what_a_block_cannot_hold(tmp_path):
     m = _streamed(0, (12, 12), {"out": 3, "k": 3, "stride": (2, 2), "pool": ("max", 2)}, {"out": 3, "k": 1}, "dense")
     with pytest.raises(RTLError, match="strided convolution followed by pooling"):
         generate(m, tmp_path, 1, 2)
-    m = _streamed(0, (12, 12), {"out": 3, "k": 3, "padding": (1, 1, 1, 1)}, {"out": 3, "k": 1}, "dense")
-    with pytest.raises(RTLError, match="(?s)conv2d zero padding.*rtl_streaming.*supported by: .*rtl_unrolled"):
-        generate(m, tmp_path, 1, 2)
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder(rng.integers(0, 256, (8, 1, 10, 10)), FixedType(False, 8, 8), rng)
+    b.dense(b.flatten(b.maxpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=2)), 3, 4)
+    with pytest.raises(RTLError, match="(?s)maxpool overlapping.*rtl_streaming.*supported by: .*rtl_unrolled"):
+        generate(b.model(), tmp_path, 1, 2)
+
+
+@pytest.mark.parametrize("lanes,size,first,second,head,pv,pr", [
+    (1, (10, 9), {"out": 3, "k": 3, "padding": (1, 1, 1, 1)}, {"out": 3, "k": 3, "padding": (2, 0, 1, 2)},
+     "dense", 0.8, 0.7),  # 'same', then asymmetric padding in the serial block
+    (1, (10, 9), {"out": 3, "k": 3, "padding": (1, 1, 1, 1)}, {"out": 3, "k": 3, "padding": (2, 0, 1, 2)},
+     "dense", 1.0, 1.0),  # back to back: the padded serial block is slower than its input, so block 0 stalls
+    (2, (12, 12), {"out": 3, "k": 3, "padding": (1, 1, 1, 1), "pool": ("max", 2)},
+     {"out": 3, "k": 3, "padding": (1, 1, 1, 1), "depthwise": True}, "gap", 0.7, 0.8),  # left % lanes != 0
+    (4, (12, 16), {"out": 2, "k": 3, "padding": (0, 2, 2, 1)}, {"out": 3, "k": (3, 2), "padding": (1, 1, 0, 1),
+                                                                 "stride": (2, 1)}, "dense", 1.0, 1.0),
+    (4, (8, 12), {"out": 3, "k": 3, "padding": (1, 1, 1, 1)}, {"out": 3, "k": 1}, "gap", 1.0, 1.0),  # back to back
+])
+def test_zero_padding_streams_bit_exact(tmp_path, lanes, size, first, second, head, pv, pr):
+    """Padding in block 0 (with P lanes, left padding not a multiple of P) and in the serial blocks (a FIFO and
+    a pad stage that stalls the stage upstream), with tvalid/tready gaps and back to back."""
+    model = _streamed(lanes * 5 + size[1], size, first, second, head)
+    imgs = np.random.default_rng(4).integers(0, 256, (14, *size), dtype=np.uint8)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs)
+    assert len(np.unique(expected, axis=0)) > 2
+    design = generate(model, tmp_path / "v", lanes, 2)
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 14, pv, pr,
+                 seed=lanes, simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == 14 and not r.frame_error
+    if pv == pr == 1.0:  # the slowest padded raster sets the pace: at least its beats per image
+        assert r.ii_cycles >= design.beats
+        if lanes == 1:
+            assert r.ii_cycles >= 12 * 12  # block 1 walks its padded raster, (10 + 2) x (9 + 3) beats

@@ -42,7 +42,7 @@ _CORE = {"reference", "brevitas", "hls_stream", "hls_parallel"}
 SUPPORT: dict[str, dict[str, bool | str]] = {
     "input": _row(set(BACKENDS)),
     "conv2d (valid, stride 1, square kernel)": _row(_CORE | {"rtl_streaming"}),
-    "conv2d zero padding": _row({"reference", "brevitas", "hls_stream", "hls_parallel"}),
+    "conv2d zero padding": _row(_CORE | {"rtl_streaming"}),
     "conv2d stride > 1": _row(_CORE | {"rtl_streaming"}),
     "conv2d depthwise (groups = channels)": _row({"reference", "brevitas", "hls_stream", "hls_parallel",
                                                   "rtl_streaming"}),

@@ -37,6 +37,7 @@ class BlockSpec:
     reduce: str = "max"  # max (max pooling), sum (average pooling, then avg_type), first (a strided convolution)
     avg_type: FixedType | None = None  # the average's type (reduce = sum)
     stride_y: int = 0  # reduce = first: the vertical stride (0: = pool)
+    valid_width: int = 0  # of a padded image: the columns of `width` that hold pixels (0: all)
 
     @property
     def kx(self) -> int:
@@ -57,7 +58,7 @@ class BlockSpec:
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        hc, wc = self.height - self.k + 1, self.width - self.kx + 1
+        hc, wc = self.height - self.k + 1, (self.valid_width or self.width) - self.kx + 1
         if self.reduce == "first":  # a strided convolution: every stride-th position from the first
             return (hc - 1) // self.sy + 1, (wc - 1) // self.pool + 1
         return hc // self.pool, wc // self.pool
@@ -78,8 +79,9 @@ def check(spec: BlockSpec) -> None:
         unit = "stride" if spec.reduce == "first" else "pool size"
         raise RTLError(f"{spec.name}: {p} lanes with {spec.k}x{k} windows and a factor {s} would split {what} "
                        "across beats", f"use 1 lane, or lanes that are a multiple of the {unit} ({s})")
-    if spec.height < spec.k or spec.width < k:
-        raise RTLError(f"{spec.name}: a {spec.k}x{k} kernel does not fit a {spec.height}x{spec.width} input",
+    if spec.height < spec.k or (spec.valid_width or spec.width) < k:
+        raise RTLError(f"{spec.name}: a {spec.k}x{k} kernel does not fit a {spec.height}x"
+                       f"{spec.valid_width or spec.width} input",
                        "use a larger image or a smaller kernel")
 
 
@@ -92,7 +94,7 @@ def generate(spec: BlockSpec, kernel: Kernel) -> str:
     O, IB, OB, OW = spec.out_channels, spec.in_type.width, spec.out_type.width, kernel.out_width
     Q, mode, signed = spec.out_lanes, spec.reduce, spec.out_type.signed
     NB, PX, L = W // P, C * IB, kernel.latency
-    hc, wc = H - KH + 1, W - KW + 1
+    hc, wc = H - KH + 1, (spec.valid_width or W) - KW + 1
     hcf, wcf = (hc, wc) if mode == "first" else (hc // S * S, wc // S * S)
     EB = OB + clog2(S * S) + 1 if mode == "sum" else OB  # element width through the reduction
     RB = spec.result_type.width

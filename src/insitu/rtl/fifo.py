@@ -28,12 +28,13 @@ endmodule
 
 
 def serializer(name: str, lanes: int, lane_width: int) -> str:
-    """Pops words of `lanes` pixels with a lane mask from a FIFO and emits the valid pixels one per clock."""
+    """Pops words of `lanes` pixels with a lane mask from a FIFO and emits the valid pixels one per clock
+    (none while `stall`)."""
     q, lw = lanes, lane_width
     pick = "\n".join(
         f"        {'if' if i == 0 else 'else if'} (rem[{i}]) begin sel = {i}; end" for i in range(q))
-    return f"""module {name} (input clk, input rst, input empty, input [{q * lw + q - 1}:0] head, output pop,
-    output reg out_valid, output reg [{lw - 1}:0] out_data);
+    return f"""module {name} (input clk, input rst, input stall, input empty, input [{q * lw + q - 1}:0] head,
+    output pop, output reg out_valid, output reg [{lw - 1}:0] out_data);
     reg [{q * lw - 1}:0] cur; reg [{q - 1}:0] rem;
     reg [{clog2(q) - 1}:0] sel;
     always @(*) begin
@@ -41,9 +42,10 @@ def serializer(name: str, lanes: int, lane_width: int) -> str:
 {pick}
     end
     wire [{q - 1}:0] after = rem & ~({q}'d1 << sel);
-    assign pop = ~empty & (after == 0);
+    assign pop = ~stall & ~empty & (after == 0);
     always @(posedge clk) begin
         if (rst) begin rem <= 0; out_valid <= 1'b0; end
+        else if (stall) out_valid <= 1'b0;
         else begin
             out_valid <= (rem != 0);
             out_data <= cur[sel * {lw} +: {lw}];

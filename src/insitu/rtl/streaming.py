@@ -1,11 +1,12 @@
 """The streaming architecture: an AXI4-Stream image in, class scores and the decision out.
 
-    s_axis (P pixels/beat) -> block 0 (P lanes) -> FIFO + serializer -> blocks 1.. (1 pixel/clock)
-        -> flatten + dense (streaming accumulation) or global average + dense kernel -> argmax -> result FIFO -> m_* (valid/ready)
+    s_axis (P pixels/beat) -> [pad] -> block 0 (P lanes) -> FIFO + serializer -> ([FIFO + pad] -> block k)...
+        -> flatten + dense (streaming accumulation) or global average + dense kernel -> argmax -> result FIFO
 
-`s_tready` falls only (a) while the FIFO after block 0 is close to full, and (b) at the start of an image
-when every result slot is already promised to an image in flight; nothing inside ever stalls, so a result
-never waits for anything but `m_ready`. `frame_error` is sticky when `s_tlast` disagrees with the image size.
+`_plan` splits the IR into convolution blocks (`conv_block`, with a pad stage `pad_stream` when the
+convolution is zero-padded) and the tail; `stream_top` wires them with their elastic joints. Nothing inside a
+block ever stalls; `s_tready` falls only while a FIFO downstream is close to full and at the start of an image
+when every result slot is already promised, so a result never waits for anything but `m_ready`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from insitu.ir.fixed import FixedType
 from insitu.ir.graph import dense_weight
 from insitu.ir.layers import AvgPool2D, GlobalAvgPool
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
-from insitu.rtl import conv_block, dense_stream, gap_stream
-from insitu.rtl.fifo import fifo, serializer
+from insitu.rtl import conv_block, dense_stream, gap_stream, pad_stream, stream_top
 from insitu.rtl.kernel import Kernel, make_kernel
 from insitu.rtl.vlog import clog2
 
-RESULT_DEPTH = 4
+RESULT_DEPTH = stream_top.RESULT_DEPTH
 
 
 @dataclass
@@ -79,12 +79,22 @@ def _plan(model: QuantModel, lanes: int):
             reduce, factor, sy = ("sum" if isinstance(pool, AvgPool2D) else "max"), pool.size, 0
         else:
             reduce, factor, sy = ("first" if (sh, sw) != (1, 1) else "max"), sw, sh
-        spec = conv_block.BlockSpec(f"blk{len(blocks)}", lanes if not blocks else 1, c, h, w, kh, factor,
+        p = lanes if not blocks else 1
+        pad = None
+        if any(conv.padding):
+            pt, pbm, pl, pr = conv.padding
+            pad = pad_stream.PadSpec(f"pad{len(blocks)}", p, c * in_t.width, h, w, pt, pbm, pl, pr)
+        bh, bw, valid = (pad.padded_height, pad.padded_width, pad.valid_width) if pad else (h, w, 0)
+        if pad is not None and w % p:
+            raise RTLError(f"{conv.name}: {p} pixels per clock do not divide the row width {w}",
+                           f"choose lanes among the divisors of {w}")
+        spec = conv_block.BlockSpec(f"blk{len(blocks)}", p, c, bh, bw, kh, factor,
                                     FixedType(in_t.signed, in_t.width, 0), rq.out_type, rq.relu, conv.out_type.frac,
                                     conv.weight.shape[0], kw=kw, reduce=reduce,
-                                    avg_type=pool.out_type if isinstance(pool, AvgPool2D) else None, stride_y=sy)
+                                    avg_type=pool.out_type if isinstance(pool, AvgPool2D) else None, stride_y=sy,
+                                    valid_width=valid)
         conv_block.check(spec)
-        blocks.append((spec, conv))
+        blocks.append((spec, conv, pad))
         c, (h, w) = conv.weight.shape[0], spec.out_hw
         in_t = spec.result_type
         i += 3 if pool is not None else 2
@@ -113,7 +123,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     out_dir.mkdir(parents=True, exist_ok=True)
     kdir = out_dir
     text, kernels, latency = [], [], 0
-    for spec, conv in blocks:
+    for spec, conv, _ in blocks:
         weight = dense_weight(conv)  # depthwise: block-diagonal, and the adder graph drops the zeros
         k: Kernel = make_kernel(f"{spec.name}_k", weight.reshape(weight.shape[0], -1), conv.bias,
                                 spec.in_type, kdir, latency_cutoff)
@@ -136,70 +146,9 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     n_out = dense.weight.shape[0]
     first: conv_block.BlockSpec = blocks[0][0]
     pb = first.in_type.width
-    text.append(_top(top, blocks, n_out, score_t, lanes, pb, text_fifo=text))
+    h, w = model.input.shape[1:]
+    text.append(stream_top.generate(top, blocks, n_out, score_t, lanes, pb, h * w // lanes, text))
     files = [out_dir / f"{top}.v"]
     (out_dir / f"{top}.v").write_text("`timescale 1ns/1ps\n" + "\n".join(text))
     files += [f for k in kernels for f in k.files]
-    h, w = model.input.shape[1:]
     return StreamDesign(top, lanes, pb, h, w, n_out, score_t, files, [k.to_dict() for k in kernels], latency)
-
-
-def _top(top: str, blocks, n_out: int, score_t: FixedType, lanes: int, pb: int, text_fifo: list[str]) -> str:
-    first: conv_block.BlockSpec = blocks[0][0]
-    q, o0, ob0 = first.out_lanes, first.out_channels, first.result_type.width
-    lw = o0 * ob0
-    beats = first.height * first.width // lanes
-    sw, cw = score_t.width, clog2(n_out)
-    use_fifo = first.lanes > 1
-    v = [f"module {top} (input clk, input rst,",
-         f"    input [{lanes * pb - 1}:0] s_tdata, input s_tvalid, output s_tready, input s_tlast,",
-         f"    output m_valid, input m_ready, output [{n_out * sw - 1}:0] m_scores, output [{cw - 1}:0] m_class,",
-         f"    output reg frame_error, output d_valid, output [{cw - 1}:0] d_class);",
-         "    wire accept = s_tvalid & s_tready;",
-         f"    reg [{clog2(beats) - 1}:0] beat;",
-         f"    wire last_beat = (beat == {beats - 1});",
-         f"    always @(posedge clk) if (rst) begin beat <= 0; frame_error <= 1'b0; end else if (accept) begin\n"
-         f"        beat <= last_beat ? {clog2(beats)}'d0 : beat + 1'b1;\n"
-         "        if (s_tlast != last_beat) frame_error <= 1'b1;\n    end",
-         f"    wire b0_v; wire [{q - 1}:0] b0_m; wire [{q * lw - 1}:0] b0_d;",
-         "    blk0 u_blk0 (.clk(clk), .rst(rst), .in_valid(accept), .in_data(s_tdata), "
-         ".out_valid(b0_v), .out_mask(b0_m), .out_data(b0_d));"]
-    if use_fifo:
-        margin = first.latency + 2
-        depth = 1 << clog2(max(16, 2 * margin + first.width // lanes))
-        text_fifo.append(fifo("feat_fifo", q * lw + q, depth))
-        text_fifo.append(serializer("feat_ser", q, lw))
-        v += [f"    wire f_empty, f_pop; wire [{clog2(depth)}:0] f_count; wire [{q * lw + q - 1}:0] f_head;",
-              "    feat_fifo u_ff (.clk(clk), .rst(rst), .push(b0_v), .din({b0_m, b0_d}), .pop(f_pop), "
-              ".dout(f_head), .empty(f_empty), .count(f_count));",
-              f"    wire p0_v; wire [{lw - 1}:0] p0_d;",
-              "    feat_ser u_fs (.clk(clk), .rst(rst), .empty(f_empty), .head(f_head), .pop(f_pop), "
-              ".out_valid(p0_v), .out_data(p0_d));",
-              f"    wire room = (f_count <= {depth - margin});"]
-    else:
-        v += [f"    wire p0_v = b0_v; wire [{lw - 1}:0] p0_d = b0_d;", "    wire room = 1'b1;"]
-    prev = "p0"
-    for idx, (spec, _) in enumerate(blocks[1:], start=1):
-        ow = spec.out_channels * spec.result_type.width
-        v += [f"    wire b{idx}_v; wire b{idx}_m; wire [{ow - 1}:0] b{idx}_d;",
-              f"    blk{idx} u_blk{idx} (.clk(clk), .rst(rst), .in_valid({prev}_v), .in_data({prev}_d), "
-              f".out_valid(b{idx}_v), .out_mask(b{idx}_m), .out_data(b{idx}_d));"]
-        prev = f"b{idx}"
-    rw = n_out * sw + cw
-    v += [f"    wire d_v; wire [{n_out * sw - 1}:0] d_s; wire [{cw - 1}:0] d_c;",
-          f"    dense u_dense (.clk(clk), .rst(rst), .in_valid({prev}_v), .in_data({prev}_d), "
-          ".out_valid(d_v), .out_scores(d_s), .out_class(d_c));",
-          f"    wire r_empty; wire [{clog2(RESULT_DEPTH)}:0] r_count; wire [{rw - 1}:0] r_head;",
-          "    wire r_pop = m_valid & m_ready;",
-          "    result_fifo u_rf (.clk(clk), .rst(rst), .push(d_v), .din({d_c, d_s}), .pop(r_pop), "
-          ".dout(r_head), .empty(r_empty), .count(r_count));",
-          "    assign m_valid = ~r_empty; assign d_valid = d_v; assign d_class = d_c;",
-          f"    assign m_scores = r_head[{n_out * sw - 1}:0]; assign m_class = r_head[{rw - 1}:{n_out * sw}];",
-          f"    reg [{clog2(RESULT_DEPTH)}:0] inflight;",
-          "    wire start = accept & (beat == 0);",
-          "    always @(posedge clk) if (rst) inflight <= 0; else inflight <= inflight + start - d_v;",
-          f"    wire slot = (inflight + r_count) < {RESULT_DEPTH};",
-          "    assign s_tready = ~rst & room & ((beat != 0) | slot);",
-          "endmodule\n"]
-    text_fifo.append(fifo("result_fifo", rw, RESULT_DEPTH))
-    return "\n".join(v)
