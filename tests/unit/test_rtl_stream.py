@@ -227,3 +227,29 @@ def test_zero_padding_streams_bit_exact(tmp_path, lanes, size, first, second, he
         assert r.ii_cycles >= design.beats
         if lanes == 1:
             assert r.ii_cycles >= 12 * 12  # block 1 walks its padded raster, (10 + 2) x (9 + 3) beats
+
+
+@pytest.mark.parametrize("lanes,size,first,second,head,later", [
+    (8, (16, 16), {"out": 3, "k": 3, "pool": ("max", 2)}, {"out": 4, "k": 3}, "dense", 2),  # 7 wide: a filler
+    (12, (12, 24), {"out": 2, "k": 3, "padding": (1, 1, 1, 1), "pool": ("max", 2)},
+     {"out": 2, "k": 3, "padding": (1, 1, 1, 1), "depthwise": True, "pool": ("avg", 2)}, "gap", 4),
+    (6, (12, 18), {"out": 3, "k": 3}, {"out": 3, "k": 3, "stride": (1, 2)}, "dense", 6),
+])
+def test_later_blocks_take_several_pixels_per_clock(tmp_path, lanes, size, first, second, head, later):
+    """Blocks after the first get the lanes that keep up with block 0 (a repacker regroups the pixels, completing
+    rows the lanes do not divide with zeros), so the initiation interval stays block 0's beats per image."""
+    model = _streamed(lanes + size[1], size, first, second, head)
+    imgs = np.random.default_rng(5).integers(0, 256, (12, *size), dtype=np.uint8)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs)
+    design = generate(model, tmp_path / "v", lanes, 2)
+    assert design.to_dict()["block_lanes"] == [lanes, later]
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12,
+                 simulator="icarus")
+    assert r.comparison.ok and not r.frame_error
+    pad = first.get("padding", (0, 0, 0, 0))
+    pace = (size[0] + pad[0] + pad[1]) * -(-(size[1] + pad[2] + pad[3]) // lanes)
+    assert pace <= r.ii_cycles <= pace + 2
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim2", 12, 0.6, 0.7,
+                 seed=3, simulator="icarus")
+    assert r.comparison.ok

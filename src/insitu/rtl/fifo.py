@@ -1,4 +1,4 @@
-"""Verilog of the two elastic pieces of the streaming core: a synchronous FIFO and a lane serializer."""
+"""Verilog of the elastic pieces of the streaming core: a synchronous FIFO, a lane serializer and a repacker."""
 
 from __future__ import annotations
 
@@ -51,6 +51,48 @@ def serializer(name: str, lanes: int, lane_width: int) -> str:
             out_data <= cur[sel * {lw} +: {lw}];
             if (pop) begin cur <= head[{q * lw - 1}:0]; rem <= head[{q * lw + q - 1}:{q * lw}]; end
             else rem <= after;
+        end
+    end
+endmodule
+"""
+
+
+def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: int) -> str:
+    """Pops words of `lanes_in` pixels with a lane mask from a FIFO and emits beats of `lanes_out` consecutive
+    pixels (the masked pixels compacted, order kept), one beat per clock at most (none while `stall`). Rows of
+    `row` pixels: a row that does not fill its last beat is completed with zero pixels (the block after ignores
+    the columns past its valid width). A word is popped only when the buffer has room for all of it (and its
+    row's completion), so no pixel is ever dropped. Each word holds pixels of one row."""
+    q, p, w = lanes_in, lanes_out, pixel_width
+    cap = 2 * p + q
+    fw, cw, rw = clog2(cap + 1), clog2(q + 1), clog2(row + 1)
+    return f"""module {name} (input clk, input rst, input stall, input empty, input [{q * w + q - 1}:0] head,
+    output pop, output reg out_valid, output reg [{p * w - 1}:0] out_data);
+    reg [{cap * w - 1}:0] pix; reg [{fw - 1}:0] fill; reg [{rw - 1}:0] rc;
+    wire [{q - 1}:0] m = head[{q * w + q - 1}:{q * w}];
+    reg [{q * w - 1}:0] comp; reg [{cw - 1}:0] cnt; integer i, j;
+    always @(*) begin  // the masked pixels, compacted in order
+        comp = 0; cnt = 0;
+        for (i = 0; i < {q}; i = i + 1) if (m[i]) begin comp[cnt * {w} +: {w}] = head[i * {w} +: {w}]; cnt = cnt + 1; end
+    end
+    wire emit = (fill >= {p});
+    wire [{fw - 1}:0] keep = emit ? fill - {p} : fill;
+    assign pop = ~stall & ~empty & (keep <= {p + 1});
+    wire row_end = pop & (rc + cnt == {row});
+    wire [{fw + 1}:0] grown = keep + (pop ? cnt : {cw}'d0);
+    wire [{fw + 1}:0] rounded = ((grown + {p - 1}) / {p}) * {p};  // the row's last beat completed with zeros
+    reg [{cap * w - 1}:0] nxt;
+    always @(*) begin
+        nxt = emit ? (pix >> {p * w}) : pix;
+        if (pop) for (j = 0; j < {q}; j = j + 1) if (j < cnt) nxt[(keep + j) * {w} +: {w}] = comp[j * {w} +: {w}];
+    end
+    always @(posedge clk) begin
+        if (rst) begin fill <= 0; rc <= 0; pix <= 0; out_valid <= 1'b0; end
+        else if (stall) out_valid <= 1'b0;
+        else begin
+            out_valid <= emit; out_data <= pix[{p * w - 1}:0];
+            pix <= nxt; fill <= row_end ? rounded : grown;
+            if (pop) rc <= row_end ? {rw}'d0 : rc + cnt;
         end
     end
 endmodule

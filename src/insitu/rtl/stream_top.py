@@ -1,11 +1,12 @@
 """The top module of the streaming core: AXI4-Stream in, the blocks with their elastic joints, the tail, the results.
 
-    s_axis -> [pad 0] -> block 0 (P lanes) -> [FIFO + serializer] -> ([FIFO + pad k] -> block k)...
-        -> tail (dense or global average + dense) -> result FIFO -> m_*
+    s_axis -> [pad 0] -> block 0 (P lanes) -> joint -> block 1 (P1 lanes) -> joint ... -> joint -> tail
+        -> result FIFO -> m_*
+    joint: [FIFO + serializer (to one lane) or repacker (to Pk lanes)] [FIFO + pad stage]
 
-Blocks never stall. Three kinds of stage may hold back, each only when told to (`stall`): the input
-(`s_tready`, or the pad stage of block 0), the serializer after block 0, and the pad stage of a padded later
-block. Every FIFO in the chain tells the nearest such stage upstream of it to stall while it has less room
+Blocks never stall. Four kinds of stage may hold back, each only when told to (`stall`): the input
+(`s_tready`, or the pad stage of block 0), the serializers, the repackers and the pad stages of later
+blocks. Every FIFO in the chain tells the nearest such stage upstream of it to stall while it has less room
 than the beats already on their way (the latencies of the blocks in between, plus a margin), so no FIFO ever
 overflows and nothing is ever dropped. `s_tready` also falls at the start of an image when every result slot
 is already promised; `frame_error` is sticky when `s_tlast` disagrees with the image size.
@@ -16,19 +17,78 @@ from __future__ import annotations
 from insitu.ir.fixed import FixedType
 from insitu.rtl import pad_stream
 from insitu.rtl.conv_block import BlockSpec
-from insitu.rtl.fifo import fifo, serializer
+from insitu.rtl.fifo import fifo, repacker, serializer
 from insitu.rtl.vlog import clog2
 
 RESULT_DEPTH = 4
 ALWAYS = "1'b1"
 
 
+class _Joints:
+    """Emits the elastic joints between blocks and keeps the back-pressure chain: the nearest stallable stage
+    upstream of the current point and the clock edges from it to here."""
+
+    def __init__(self, v: list[str], modules: list[str], gates: dict[str, list[str]]) -> None:
+        self.v, self.modules, self.gates = v, modules, gates
+        self.chain: tuple[str, int] = ("in", 1)
+
+    def advance(self, edges: int) -> None:
+        self.chain = (self.chain[0], self.chain[1] + edges)
+
+    def fifo(self, name: str, push: str, din: str, width: int, extra: int = 0) -> str:
+        """A FIFO that stalls the nearest stallable stage upstream; returns its name (ports name_empty, _head,
+        _pop, _count)."""
+        margin = self.chain[1] + 4
+        depth = 1 << clog2(max(16, 2 * margin + 8 + extra))
+        self.modules.append(fifo(f"{name}_fifo", width, depth))
+        self.v += [f"    wire {name}_empty, {name}_pop; wire [{clog2(depth)}:0] {name}_count; "
+                   f"wire [{width - 1}:0] {name}_head;",
+                   f"    {name}_fifo u_{name} (.clk(clk), .rst(rst), .push({push}), .din({din}), .pop({name}_pop), "
+                   f".dout({name}_head), .empty({name}_empty), .count({name}_count));"]
+        self.gates[self.chain[0]].append(f"({name}_count <= {depth - margin})")
+        return name
+
+    def stage(self, name: str) -> None:
+        """A stallable stage (gate_<name>) starts here, one register deep."""
+        self.gates[name] = []
+        self.chain = (name, 1)
+
+    def join(self, idx: int, src: tuple[str, int, int], lanes: int, pad, row_beats: int, row: int
+             ) -> tuple[str, str]:
+        """From producer `src` (prefix, lanes with a mask, pixel width) to the input of block idx with `lanes`
+        lanes and optional PadSpec (`row`: pixels per row of the producer's output): (valid, data)."""
+        name, q, w = src
+        v, m, d = f"{name}_v", f"{name}_m", f"{name}_d"
+        if q == 1 and lanes == 1 and pad is None:
+            return v, d
+        if q > 1 or lanes > 1:  # FIFO, then a serializer (to one lane) or a repacker (to `lanes` lanes)
+            f = self.fifo(f"j{idx}", v, f"{{{m}, {d}}}", q * w + q, row_beats)
+            kind = "ser" if lanes == 1 else "rep"
+            self.stage(f"{kind}{idx}")
+            self.modules.append(serializer(f"{kind}{idx}", q, w) if lanes == 1 else
+                                repacker(f"{kind}{idx}", q, lanes, w, row))
+            self.v += [f"    wire {kind}{idx}_v; wire [{lanes * w - 1}:0] {kind}{idx}_d;",
+                       f"    {kind}{idx} u_{kind}{idx} (.clk(clk), .rst(rst), .stall(~gate_{kind}{idx}), "
+                       f".empty({f}_empty), .head({f}_head), .pop({f}_pop), .out_valid({kind}{idx}_v), "
+                       f".out_data({kind}{idx}_d));"]
+            v, d = f"{kind}{idx}_v", f"{kind}{idx}_d"
+        if pad is None:
+            return v, d
+        f = self.fifo(f"pf{idx}", v, d, lanes * w)
+        self.stage(f"pad{idx}")
+        self.modules.append(pad_stream.generate(pad))
+        self.v += [f"    wire pad{idx}_v; wire [{lanes * w - 1}:0] pad{idx}_d;",
+                   f"    {pad.name} u_pad{idx} (.clk(clk), .rst(rst), .stall(~gate_pad{idx}), "
+                   f".src_valid(~{f}_empty), .src_data({f}_head), .src_pop({f}_pop), "
+                   f".out_valid(pad{idx}_v), .out_data(pad{idx}_d));"]
+        return f"pad{idx}_v", f"pad{idx}_d"
+
+
 def generate(top: str, blocks: list, n_out: int, score_t: FixedType, lanes: int, pb: int, beats: int,
              modules: list[str]) -> str:
     """`blocks`: (BlockSpec, conv layer, PadSpec or None) per block; `beats` per real image; the FIFO,
-    serializer and pad modules are appended to `modules`."""
+    serializer, repacker and pad modules are appended to `modules`."""
     first: BlockSpec = blocks[0][0]
-    q, lw = first.out_lanes, first.out_channels * first.result_type.width
     sw, cw = score_t.width, clog2(n_out)
     v = [f"module {top} (input clk, input rst,",
          f"    input [{lanes * pb - 1}:0] s_tdata, input s_tvalid, output s_tready, input s_tlast,",
@@ -43,70 +103,40 @@ def generate(top: str, blocks: list, n_out: int, score_t: FixedType, lanes: int,
          f"    reg [{clog2(RESULT_DEPTH)}:0] inflight; wire r_empty; wire [{clog2(RESULT_DEPTH)}:0] r_count;",
          f"    wire slot = (inflight + r_count) < {RESULT_DEPTH};",
          "    wire in_ok = (beat != 0) | slot;  // an image starts only with a result slot free"]
-    gates: dict[str, list[str]] = {"in": [], "ser": []}
-    # stallable stages upstream of each block input, nearest last: (name, latency from there to here)
-    chain: list[tuple[str, int]] = [("in", 1)]
+    gates: dict[str, list[str]] = {"in": []}
+    body: list[str] = []
+    joints = _Joints(body, modules, gates)
     pad0 = blocks[0][2]
     if pad0 is not None:
         modules.append(pad_stream.generate(pad0))
-        v += [f"    wire pad0_v, pad0_pop; wire [{lanes * pb - 1}:0] pad0_d;",
-              f"    {pad0.name} u_pad0 (.clk(clk), .rst(rst), .stall(~gate_in), .src_valid(s_tvalid & in_ok), "
-              ".src_data(s_tdata), .src_pop(pad0_pop), .out_valid(pad0_v), .out_data(pad0_d));",
-              "    assign s_tready = pad0_pop;", "    wire b0_in_v = pad0_v;", f"    wire [{lanes * pb - 1}:0] b0_in_d = pad0_d;"]
-        chain = [("in", 2)]
+        body += [f"    wire pad0_v, pad0_pop; wire [{lanes * pb - 1}:0] pad0_d;",
+                 f"    {pad0.name} u_pad0 (.clk(clk), .rst(rst), .stall(~gate_in), .src_valid(s_tvalid & in_ok), "
+                 ".src_data(s_tdata), .src_pop(pad0_pop), .out_valid(pad0_v), .out_data(pad0_d));",
+                 "    assign s_tready = pad0_pop;"]
+        src_v, src_d = "pad0_v", "pad0_d"
+        joints.advance(1)
     else:
-        v += ["    assign s_tready = ~rst & gate_in & in_ok;", "    wire b0_in_v = accept;",
-              f"    wire [{lanes * pb - 1}:0] b0_in_d = s_tdata;"]
-    v += [f"    wire b0_v; wire [{q - 1}:0] b0_m; wire [{q * lw - 1}:0] b0_d;",
-          "    blk0 u_blk0 (.clk(clk), .rst(rst), .in_valid(b0_in_v), .in_data(b0_in_d), "
-          ".out_valid(b0_v), .out_mask(b0_m), .out_data(b0_d));"]
-    chain = [(name, lat + first.latency) for name, lat in chain]
-    if first.lanes > 1:  # P lanes -> one pixel per clock
-        margin = chain[-1][1] + 2
-        depth = 1 << clog2(max(16, 2 * margin + first.width // lanes))
-        modules += [fifo("feat_fifo", q * lw + q, depth), serializer("feat_ser", q, lw)]
-        v += [f"    wire f_empty, f_pop; wire [{clog2(depth)}:0] f_count; wire [{q * lw + q - 1}:0] f_head;",
-              "    feat_fifo u_ff (.clk(clk), .rst(rst), .push(b0_v), .din({b0_m, b0_d}), .pop(f_pop), "
-              ".dout(f_head), .empty(f_empty), .count(f_count));",
-              f"    wire p0_v; wire [{lw - 1}:0] p0_d;",
-              "    feat_ser u_fs (.clk(clk), .rst(rst), .stall(~gate_ser), .empty(f_empty), .head(f_head), "
-              ".pop(f_pop), .out_valid(p0_v), .out_data(p0_d));"]
-        gates[chain[-1][0]].append(f"(f_count <= {depth - margin})")
-        chain = [("ser", 1)]
-    else:
-        v += [f"    wire p0_v = b0_v; wire [{lw - 1}:0] p0_d = b0_d;"]
-    prev, prev_w = "p0", lw
-    for idx, (spec, _, pad) in enumerate(blocks[1:], start=1):
-        src = prev
-        if pad is not None:  # a FIFO, then the pad stage (which may stall) in front of the block
-            margin = chain[-1][1] + 4
-            depth = 1 << clog2(max(16, 2 * margin + 8))
-            modules += [fifo(f"pf{idx}_fifo", prev_w, depth), pad_stream.generate(pad)]
-            gates[f"pad{idx}"] = []
-            v += [f"    wire pf{idx}_empty, pf{idx}_pop; wire [{clog2(depth)}:0] pf{idx}_count; "
-                  f"wire [{prev_w - 1}:0] pf{idx}_head;",
-                  f"    pf{idx}_fifo u_pf{idx} (.clk(clk), .rst(rst), .push({prev}_v), .din({prev}_d), "
-                  f".pop(pf{idx}_pop), .dout(pf{idx}_head), .empty(pf{idx}_empty), .count(pf{idx}_count));",
-                  f"    wire pad{idx}_v; wire [{prev_w - 1}:0] pad{idx}_d;",
-                  f"    {pad.name} u_pad{idx} (.clk(clk), .rst(rst), .stall(~gate_pad{idx}), "
-                  f".src_valid(~pf{idx}_empty), .src_data(pf{idx}_head), .src_pop(pf{idx}_pop), "
-                  f".out_valid(pad{idx}_v), .out_data(pad{idx}_d));"]
-            gates[chain[-1][0]].append(f"(pf{idx}_count <= {depth - margin})")
-            chain = [(f"pad{idx}", 1)]
-            src = f"pad{idx}"
-        ow = spec.out_channels * spec.result_type.width
-        v += [f"    wire b{idx}_v; wire b{idx}_m; wire [{ow - 1}:0] b{idx}_d;",
-              f"    blk{idx} u_blk{idx} (.clk(clk), .rst(rst), .in_valid({src}_v), .in_data({src}_d), "
-              f".out_valid(b{idx}_v), .out_mask(b{idx}_m), .out_data(b{idx}_d));"]
-        chain = [(name, lat + spec.latency) for name, lat in chain]
-        prev, prev_w = f"b{idx}", ow
-    if first.lanes == 1:
-        del gates["ser"]
-    v[5:5] = [f"    wire {', '.join(f'gate_{name}' for name in gates)};  // stall a stage: ~gate"]
+        body.append("    assign s_tready = ~rst & gate_in & in_ok;")
+        src_v, src_d = "accept", "s_tdata"
+    prod = None
+    for idx, (spec, _, pad) in enumerate(blocks):
+        if idx:
+            prev: BlockSpec = blocks[idx - 1][0]
+            src_v, src_d = joints.join(idx, prod, spec.lanes, pad, prev.width // prev.lanes, prev.out_hw[1])
+        q, ow = spec.out_lanes, spec.out_channels * spec.result_type.width
+        body += [f"    wire b{idx}_v; wire [{q - 1}:0] b{idx}_m; wire [{q * ow - 1}:0] b{idx}_d;",
+                 f"    blk{idx} u_blk{idx} (.clk(clk), .rst(rst), .in_valid({src_v}), .in_data({src_d}), "
+                 f".out_valid(b{idx}_v), .out_mask(b{idx}_m), .out_data(b{idx}_d));"]
+        joints.advance(spec.latency)
+        prod = (f"b{idx}", q, ow)
+    last: BlockSpec = blocks[-1][0]
+    tail_v, tail_d = joints.join(len(blocks), prod, 1, None, last.width // last.lanes, last.out_hw[1])  # 1 px/clk
+    v.append(f"    wire {', '.join(f'gate_{name}' for name in gates)};  // stall a stage: ~gate")
+    v += body
     v += [f"    assign gate_{name} = {' & '.join(terms or [ALWAYS])};" for name, terms in gates.items()]
     rw = n_out * sw + cw
     v += [f"    wire d_v; wire [{n_out * sw - 1}:0] d_s; wire [{cw - 1}:0] d_c;",
-          f"    dense u_dense (.clk(clk), .rst(rst), .in_valid({prev}_v), .in_data({prev}_d), "
+          f"    dense u_dense (.clk(clk), .rst(rst), .in_valid({tail_v}), .in_data({tail_d}), "
           ".out_valid(d_v), .out_scores(d_s), .out_class(d_c));",
           f"    wire [{rw - 1}:0] r_head;",
           "    wire r_pop = m_valid & m_ready;",

@@ -42,6 +42,7 @@ class StreamDesign:
     kernels: list[dict] = field(default_factory=list)
     pipeline_cycles: int = 0
     architecture: str = "streaming"
+    block_lanes: list[int] = field(default_factory=list)  # pixels per clock of each convolution block
 
     @property
     def beats(self) -> int:
@@ -51,7 +52,7 @@ class StreamDesign:
         return {"architecture": self.architecture, "top": self.top, "lanes": self.lanes, "pixel_bits": self.pixel_bits,
                 "height": self.height, "width": self.width, "beats_per_image": self.beats,
                 "n_classes": self.n_classes, "score_type": self.score_type.to_dict(),
-                "files": [p.name for p in self.files], "kernels": self.kernels}
+                "files": [p.name for p in self.files], "kernels": self.kernels, "block_lanes": self.block_lanes}
 
 
 def _plan(model: QuantModel, lanes: int):
@@ -79,15 +80,22 @@ def _plan(model: QuantModel, lanes: int):
             reduce, factor, sy = ("sum" if isinstance(pool, AvgPool2D) else "max"), pool.size, 0
         else:
             reduce, factor, sy = ("first" if (sh, sw) != (1, 1) else "max"), sw, sh
-        p = lanes if not blocks else 1
+        pt, pbm, pl, pr = conv.padding
+        if not blocks:
+            p = lanes
+            if w % p:
+                raise RTLError(f"{conv.name}: {p} pixels per clock do not divide the row width {w}",
+                               f"choose lanes among the divisors of {w}")
+            pace = (h + pt + pbm) * -(-(w + pl + pr) // p)  # block 0's beats per image set the pace
+        else:
+            p = later_lanes(h, w, conv.padding, factor, kw, pace, lanes)
+        wf = -(-w // p) * p  # a row the lanes do not divide is completed with zeros by the repacker
         pad = None
         if any(conv.padding):
-            pt, pbm, pl, pr = conv.padding
-            pad = pad_stream.PadSpec(f"pad{len(blocks)}", p, c * in_t.width, h, w, pt, pbm, pl, pr)
-        bh, bw, valid = (pad.padded_height, pad.padded_width, pad.valid_width) if pad else (h, w, 0)
-        if pad is not None and w % p:
-            raise RTLError(f"{conv.name}: {p} pixels per clock do not divide the row width {w}",
-                           f"choose lanes among the divisors of {w}")
+            pad = pad_stream.PadSpec(f"pad{len(blocks)}", p, c * in_t.width, h, wf, pt, pbm, pl,
+                                     max(0, pr - (wf - w)))
+        valid = w + pl + pr if (pad or wf != w) else 0
+        bh, bw = (pad.padded_height, pad.padded_width) if pad else (h, wf)
         spec = conv_block.BlockSpec(f"blk{len(blocks)}", p, c, bh, bw, kh, factor,
                                     FixedType(in_t.signed, in_t.width, 0), rq.out_type, rq.relu, conv.out_type.frac,
                                     conv.weight.shape[0], kw=kw, reduce=reduce,
@@ -112,6 +120,17 @@ def _plan(model: QuantModel, lanes: int):
                        f"and an optional requant; this model ends with: {kinds}",
                        "use a student with a single dense layer")
     return blocks, (c, h, w), in_t, tail
+
+
+def later_lanes(h: int, w: int, padding: tuple[int, int, int, int], factor: int, kw: int, pace: int,
+                most: int) -> int:
+    """Lanes of a block after the first: the fewest (up to `most`) whose beats per image (of the padded raster)
+    keep up with block 0's `pace`, among the lane counts its reduction allows; else the fastest of those."""
+    pt, pb, pl, pr = padding
+    ok = [p for p in range(1, most + 1) if p == 1 or factor == 1 or (p % factor == 0 and (kw - 1) % factor == 0)]
+    beats = {p: (h + pt + pb) * -(-(w + pl + pr) // p) for p in ok}
+    fast = [p for p in ok if beats[p] <= pace]
+    return min(fast) if fast else min(ok, key=lambda p: (beats[p], p))
 
 
 def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float, top: str = "insitu_core") -> StreamDesign:
@@ -151,4 +170,5 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     files = [out_dir / f"{top}.v"]
     (out_dir / f"{top}.v").write_text("`timescale 1ns/1ps\n" + "\n".join(text))
     files += [f for k in kernels for f in k.files]
-    return StreamDesign(top, lanes, pb, h, w, n_out, score_t, files, [k.to_dict() for k in kernels], latency)
+    return StreamDesign(top, lanes, pb, h, w, n_out, score_t, files, [k.to_dict() for k in kernels], latency,
+                        block_lanes=[spec.lanes for spec, _, _ in blocks])
