@@ -114,7 +114,7 @@ def test_depthwise_and_pointwise_blocks_are_bit_exact(tmp_path, lanes, pv, pr):
     assert r.comparison.ok and r.comparison.vectors == 10 and not r.frame_error
 
 
-def _separable_gap(seed, size, extra, rounding, signed_head):
+def _separable_gap(seed, size, extra, rounding, signed_head, pool="avg"):
     """conv -> pool -> depthwise -> pointwise -> global average pooling -> dense [-> identity requant]."""
     from insitu.ir.builder import GraphBuilder
     from insitu.ir.fixed import FixedType
@@ -124,19 +124,21 @@ def _separable_gap(seed, size, extra, rounding, signed_head):
     h = b.maxpool(b.requant(b.conv2d("inp", 3, 3, 4), bits=4), 2)
     h = b.requant(b.conv2d(h, 3, 3, 4, depthwise=True), bits=4)
     h = b.requant(b.conv2d(h, 5, 1, 4), bits=4)
-    h = b.dense(b.global_avgpool(h, extra_frac=extra, rounding=rounding), 3, 4)
+    g = b.global_avgpool(h, extra_frac=extra, rounding=rounding) if pool == "avg" else b.global_maxpool(h)
+    h = b.dense(g, 3, 4)
     if signed_head:
         b.requant(h, relu=False, bits=6, signed=True)
     return b.model(list("abc"))
 
 
-@pytest.mark.parametrize("lanes,size,extra,rounding,signed_head", [
-    (1, 12, 1, "RND_CONV", False),  # 3x3 positions: a division by 9
-    (2, 12, 0, "TRN", True),  # identity requant to signed scores
-    (1, 11, 2, "RND_CONV", False),  # 2x2 positions: a shift
+@pytest.mark.parametrize("lanes,size,extra,rounding,signed_head,pool", [
+    (1, 12, 1, "RND_CONV", False, "avg"),  # 3x3 positions: a division by 9
+    (2, 12, 0, "TRN", True, "avg"),  # identity requant to signed scores
+    (1, 11, 2, "RND_CONV", False, "avg"),  # 2x2 positions: a shift
+    (2, 12, 0, "RND_CONV", True, "max"),  # global max pooling
 ])
-def test_global_average_pooling_tail_is_bit_exact(tmp_path, lanes, size, extra, rounding, signed_head):
-    model = _separable_gap(lanes + size, size, extra, rounding, signed_head)
+def test_global_pooling_tail_is_bit_exact(tmp_path, lanes, size, extra, rounding, signed_head, pool):
+    model = _separable_gap(lanes + size, size, extra, rounding, signed_head, pool)
     vec, expected = _vectors(model, 12, tmp_path)
     assert len(np.unique(expected.argmax(1))) > 1
     design = generate(model, tmp_path / "v", lanes, 2)

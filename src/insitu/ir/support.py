@@ -29,7 +29,13 @@ _ONLY_2D = "the streaming core streams 2-D images; use the unrolled architecture
 _NO_BN = ("a batch norm is folded into the layer before it at export; an unfolded one has float scales that no "
           "fixed-point type holds: fold it, or quantize its output with a QuantIdentity")
 _NO_GRAPH = "the exporter walks an nn.Sequential; a graph with branches needs the Brevitas graph importer (not yet)"
-_NO_STREAM_BRANCH = "the streaming core is a single chain; graphs with branches are not implemented yet"
+_NO_STREAM_BRANCH = ("the streaming core is a chain of blocks; a skip path (its FIFO sized by the window "
+                     "geometry) is not implemented yet: use the unrolled architecture or the hls backend")
+_STREAM_POOL = "a streaming block pools with stride = size only: use the unrolled architecture or hls io_parallel"
+_STREAM_BLOCK = ("a streaming block is convolution, requant and pooling; fold the scale-and-shift into the "
+                 "convolution, or use the unrolled architecture")
+_HLS_RESHAPE = ("hls4ml reshapes its channels-last tensors, the IR's reshape is channel-first: not mapped (it would "
+                "need transposes around it); use Flatten")
 
 
 def _row(ok: set[str], why: dict[str, str] | None = None, default: str = _LATER) -> dict[str, bool | str]:
@@ -51,23 +57,30 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "dense": _row(set(BACKENDS)),
     "requant relu / clipped relu": _row(set(BACKENDS)),
     "requant identity (no activation)": _row(_CORE | {"rtl_streaming"}),
-    "scaleshift (unfolded batch norm)": _row({"reference", "hls_stream", "hls_parallel"}, {"brevitas": _NO_BN}),
+    "scaleshift (unfolded batch norm)": _row({"reference", "hls_stream", "hls_parallel"},
+                                             {"brevitas": _NO_BN, "rtl_streaming": _STREAM_BLOCK}),
     "maxpool2d (stride = size)": _row(_CORE | {"rtl_streaming"}),
-    "maxpool overlapping (stride < size)": _row({"reference", "brevitas", "hls_parallel"}, {"hls_stream": _HLS_POOL}),
+    "maxpool overlapping (stride < size)": _row({"reference", "brevitas", "hls_parallel"},
+                                                {"hls_stream": _HLS_POOL, "rtl_streaming": _STREAM_POOL}),
     "maxpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "avgpool2d": _row(_CORE | {"rtl_streaming"}),
     "avgpool overlapping (stride < size)": _row({"reference", "brevitas"}, {"hls_stream": _HLS_POOL,
+                                                                             "rtl_streaming": _STREAM_POOL,
                                                                              "hls_parallel": "not mapped to hls4ml "
                                                                                              "yet"}),
     "avgpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "globalavgpool": _row(_CORE | {"rtl_streaming"}),
-    "globalmaxpool": _row(_CORE),
+    "globalmaxpool": _row(_CORE | {"rtl_streaming"}),
     "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
                                                                           "brevitas": _NO_GRAPH}),
     "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
                                                                                   "brevitas": _NO_GRAPH}),
     "flatten": _row(set(BACKENDS)),
-    "reshape": _row({"reference"}),
+    "reshape": _row({"reference"}, {"brevitas": "the exporter reads Flatten only (a view or Unflatten is not "
+                                                "exported): flatten, or use the reference",
+                                    "hls_stream": _HLS_RESHAPE, "hls_parallel": _HLS_RESHAPE,
+                                    "rtl_streaming": "the streaming core streams one image shape; use the unrolled "
+                                                     "architecture"}),
 }
 
 

@@ -18,7 +18,7 @@ from insitu.errors import RTLError
 from insitu.ir import support
 from insitu.ir.fixed import FixedType
 from insitu.ir.graph import dense_weight
-from insitu.ir.layers import AvgPool2D, GlobalAvgPool
+from insitu.ir.layers import AvgPool2D, GlobalAvgPool, GlobalMaxPool
 from insitu.ir.model import Conv2D, Dense, Flatten, MaxPool2D, QuantModel, Requant
 from insitu.rtl import conv_block, dense_stream, gap_stream, pad_stream, stream_top
 from insitu.rtl.kernel import Kernel, make_kernel
@@ -110,13 +110,15 @@ def _plan(model: QuantModel, lanes: int):
         raise RTLError("the streaming architecture needs at least one convolution",
                        "use rtl.architecture=unrolled for models without convolutions")
     tail = layers[i:]
-    if len(tail) > 1 and isinstance(tail[0], GlobalAvgPool) and isinstance(tail[1], Flatten):
+    if len(tail) > 1 and isinstance(tail[0], (GlobalAvgPool, GlobalMaxPool)) and isinstance(tail[1], Flatten):
         tail = [tail[0], *tail[2:]]  # the flatten of a vector is a no-op
-    ok = (len(tail) in (2, 3) and isinstance(tail[0], (Flatten, GlobalAvgPool)) and isinstance(tail[1], Dense)
+    ok = (len(tail) in (2, 3) and isinstance(tail[0], (Flatten, GlobalAvgPool, GlobalMaxPool))
+          and isinstance(tail[1], Dense)
           and (len(tail) == 2 or isinstance(tail[2], Requant)))
     if not ok:
         kinds = ", ".join(type(t).__name__ for t in tail)
-        raise RTLError(f"the streaming RTL supports convolutions followed by Flatten or GlobalAvgPool, one Dense "
+        raise RTLError(f"the streaming RTL supports convolutions followed by Flatten, GlobalAvgPool or GlobalMaxPool, "
+                       f"one Dense "
                        f"and an optional requant; this model ends with: {kinds}",
                        "use a student with a single dense layer")
     return blocks, (c, h, w), in_t, tail
@@ -151,7 +153,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
         latency += spec.latency
     dense: Dense = tail[1]
     rq = (tail[2].relu, tail[2].out_type) if len(tail) == 3 else None
-    if isinstance(tail[0], GlobalAvgPool):
+    if isinstance(tail[0], (GlobalAvgPool, GlobalMaxPool)):
         dtext, score_t, k, tail_latency = gap_stream.generate("dense", tail[0], dense, (fh, fw), fc, feat_t,
                                                               feat_t.frac, rq, kdir, latency_cutoff)
         kernels.append(k)
