@@ -18,6 +18,14 @@ def test_streaming_cost_scales_with_lanes(tmp_path):
     assert one.latency_us(50.0) == pytest.approx(one.latency_cycles_first_to_valid / 50.0)
     d = one.to_dict()
     assert d["kind"].startswith("pre-place-and-route estimate (yosys synth_ecp5)") and d["lut"] == one.resources["lut"]
+    assert d["lut"] == d["lut4"] + 2 * d["carry"] + 2 * d["lutram"]  # nextpnr's units
+
+
+def test_repacked_later_blocks_synthesise(tmp_path):
+    """A repacker (to two lanes, completing rows of 7 with a zero) through Yosys, not only the simulators."""
+    qm = random_model(seed=2, size=16, channels=(2, 2))  # 16 -> 14 -> 7 -> 5 -> 2
+    c = model_cost(qm, tmp_path / "p8", "ecp5", lanes=8, simulator="icarus")
+    assert c.ii_cycles == 32 and c.resources["lut"] > 500
 
 
 @pytest.mark.parametrize("family,lut_cell", [("ice40", "SB_LUT4"), ("xc7", "LUT6")])

@@ -84,7 +84,7 @@ def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: in
     reg [{cap * w - 1}:0] nxt;
     always @(*) begin
         nxt = emit ? (pix >> {p * w}) : pix;
-        if (pop) for (j = 0; j < {q}; j = j + 1) if (j < cnt) nxt[(keep + j) * {w} +: {w}] = comp[j * {w} +: {w}];
+        for (j = 0; j < {q}; j = j + 1) if (pop && j < cnt) nxt[(keep + j) * {w} +: {w}] = comp[j * {w} +: {w}];
     end
     always @(posedge clk) begin
         if (rst) begin fill <= 0; rc <= 0; pix <= 0; out_valid <= 1'b0; end
