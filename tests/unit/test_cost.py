@@ -38,3 +38,11 @@ def test_unrolled_cost_on_other_families(tmp_path, family, lut_cell):
 def test_unknown_family_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no cost model for the family 'stratix'"):
         synthesise([], "top", "stratix", tmp_path, 10)
+
+
+def test_skip_paths_synthesise(tmp_path):
+    """Joins (a residual add with its requant, a concatenation) and their FIFOs through Yosys."""
+    from tests.unit.test_rtl_stream import _residual
+
+    c = model_cost(_residual(3, (10, 10), "add_relu"), tmp_path / "r", "ecp5", lanes=2, simulator="icarus")
+    assert c.architecture == "streaming" and c.ii_cycles == 50 and c.resources["lut"] > 500

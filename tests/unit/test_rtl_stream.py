@@ -255,3 +255,45 @@ def test_later_blocks_take_several_pixels_per_clock(tmp_path, lanes, size, first
     r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim2", 12, 0.6, 0.7,
                  seed=3, simulator="icarus")
     assert r.comparison.ok
+
+
+def _residual(seed, size, variant):
+    """A residual block and a channel concatenation (operands with different fractional bits, aligned)."""
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(rng.integers(0, 256, (32, 1, *size)), FixedType(False, 8, 8), rng)
+    a = b.requant(b.conv2d("inp", 3, 3, 4), bits=4)
+    c = b.requant(b.conv2d(a, 3, 3, 4, padding=(1, 1, 1, 1)), bits=5)
+    h = b.add(a, c)
+    if variant == "add_relu":
+        h = b.requant(h, bits=4)  # a ReLU after the residual sum
+    j = b.concatenate(h, b.requant(b.conv2d(h, 2, 1, 4), bits=4))  # a 1x1 branch
+    if variant == "pooled":
+        j = b.maxpool(b.requant(b.conv2d(j, 4, 3, 4, depthwise=False), bits=4), 2)
+        b.dense(b.global_avgpool(j, extra_frac=1), 3, 4)
+    else:
+        b.dense(b.flatten(j), 3, 4)
+    return b.model(list("abc"))
+
+
+@pytest.mark.parametrize("lanes,size,variant,pv,pr", [
+    (1, (9, 8), "plain", 0.8, 0.7),
+    (2, (10, 10), "add_relu", 1.0, 1.0),
+    (4, (12, 16), "pooled", 0.7, 0.8),
+    (8, (10, 16), "pooled", 1.0, 1.0),  # joins and blocks after them with several lanes
+])
+def test_skip_paths_stream_bit_exact(tmp_path, lanes, size, variant, pv, pr):
+    """Residual adds and concatenations: the skip operand waits in a FIFO for the other, both repacked to the
+    join's lanes; a requant after the join; forks (a tensor read by a block and by a join)."""
+    model = _residual(lanes + size[0], size, variant)
+    assert not model.is_sequence()
+    imgs = np.random.default_rng(6).integers(0, 256, (12, *size), dtype=np.uint8)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs)
+    assert len(np.unique(expected, axis=0)) > 2
+    design = generate(model, tmp_path / "v", lanes, 2)
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12, pv, pr,
+                 seed=lanes, simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error

@@ -29,8 +29,6 @@ _ONLY_2D = "the streaming core streams 2-D images; use the unrolled architecture
 _NO_BN = ("a batch norm is folded into the layer before it at export; an unfolded one has float scales that no "
           "fixed-point type holds: fold it, or quantize its output with a QuantIdentity")
 _NO_GRAPH = "the exporter walks an nn.Sequential; a graph with branches needs the Brevitas graph importer (not yet)"
-_NO_STREAM_BRANCH = ("the streaming core is a chain of blocks; a skip path (its FIFO sized by the window "
-                     "geometry) is not implemented yet: use the unrolled architecture or the hls backend")
 _STREAM_POOL = "a streaming block pools with stride = size only: use the unrolled architecture or hls io_parallel"
 _STREAM_BLOCK = ("a streaming block is convolution, requant and pooling; fold the scale-and-shift into the "
                  "convolution, or use the unrolled architecture")
@@ -71,10 +69,9 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
     "avgpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "globalavgpool": _row(_CORE | {"rtl_streaming"}),
     "globalmaxpool": _row(_CORE | {"rtl_streaming"}),
-    "add (residual)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
-                                                                          "brevitas": _NO_GRAPH}),
-    "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel"}, {"rtl_streaming": _NO_STREAM_BRANCH,
-                                                                                  "brevitas": _NO_GRAPH}),
+    "add (residual)": _row({"reference", "hls_stream", "hls_parallel", "rtl_streaming"}, {"brevitas": _NO_GRAPH}),
+    "concatenate (channels)": _row({"reference", "hls_stream", "hls_parallel", "rtl_streaming"},
+                                   {"brevitas": _NO_GRAPH}),
     "flatten": _row(set(BACKENDS)),
     "reshape": _row({"reference"}, {"brevitas": "the exporter reads Flatten only (a view or Unflatten is not "
                                                 "exported): flatten, or use the reference",

@@ -16,79 +16,135 @@ from __future__ import annotations
 
 from insitu.ir.fixed import FixedType
 from insitu.rtl import pad_stream
-from insitu.rtl.conv_block import BlockSpec
+from insitu.rtl.stream_plan import Block, Join, Point
 from insitu.rtl.fifo import fifo, repacker, serializer
-from insitu.rtl.vlog import clog2
+from insitu.rtl.vlog import clog2, requant_module
 
 RESULT_DEPTH = 4
 ALWAYS = "1'b1"
 
 
+Chain = tuple[str, int]  # the nearest stallable stage upstream and the clock edges from it
+
+
 class _Joints:
-    """Emits the elastic joints between blocks and keeps the back-pressure chain: the nearest stallable stage
-    upstream of the current point and the clock edges from it to here."""
+    """Emits the elastic joints between stages and the back-pressure gates: every FIFO stalls the nearest
+    stallable stage upstream of it (on its own path) while its room is less than the beats on their way."""
 
     def __init__(self, v: list[str], modules: list[str], gates: dict[str, list[str]]) -> None:
         self.v, self.modules, self.gates = v, modules, gates
-        self.chain: tuple[str, int] = ("in", 1)
 
-    def advance(self, edges: int) -> None:
-        self.chain = (self.chain[0], self.chain[1] + edges)
-
-    def fifo(self, name: str, push: str, din: str, width: int, extra: int = 0) -> str:
-        """A FIFO that stalls the nearest stallable stage upstream; returns its name (ports name_empty, _head,
-        _pop, _count)."""
-        margin = self.chain[1] + 4
-        depth = 1 << clog2(max(16, 2 * margin + 8 + extra))
+    def fifo(self, name: str, push: str, din: str, width: int, chain: Chain, extra: int = 0,
+             depth: int = 0) -> str:
+        margin = chain[1] + 4
+        depth = depth or 1 << clog2(max(16, 2 * margin + 8 + extra))
         self.modules.append(fifo(f"{name}_fifo", width, depth))
         self.v += [f"    wire {name}_empty, {name}_pop; wire [{clog2(depth)}:0] {name}_count; "
                    f"wire [{width - 1}:0] {name}_head;",
                    f"    {name}_fifo u_{name} (.clk(clk), .rst(rst), .push({push}), .din({din}), .pop({name}_pop), "
                    f".dout({name}_head), .empty({name}_empty), .count({name}_count));"]
-        self.gates[self.chain[0]].append(f"({name}_count <= {depth - margin})")
+        self.gates[chain[0]].append(f"({name}_count <= {depth - margin})")
         return name
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: str) -> Chain:
         """A stallable stage (gate_<name>) starts here, one register deep."""
         self.gates[name] = []
-        self.chain = (name, 1)
+        return (name, 1)
 
-    def join(self, idx: int, src: tuple[str, int, int], lanes: int, pad, row_beats: int, row: int
-             ) -> tuple[str, str]:
-        """From producer `src` (prefix, lanes with a mask, pixel width) to the input of block idx with `lanes`
-        lanes and optional PadSpec (`row`: pixels per row of the producer's output): (valid, data)."""
-        name, q, w = src
+    def join(self, tag: str, src: Point, chain: Chain, lanes: int, pad, row_beats: int
+             ) -> tuple[str, str, Chain]:
+        """From point `src` to a consumer with `lanes` lanes and optional PadSpec: (valid, data, chain)."""
+        name, q, w = src.prefix, src.lanes, src.pixel_bits
         v, m, d = f"{name}_v", f"{name}_m", f"{name}_d"
         if q == 1 and lanes == 1 and pad is None:
-            return v, d
+            return v, d, chain
         if q > 1 or lanes > 1:  # FIFO, then a serializer (to one lane) or a repacker (to `lanes` lanes)
-            f = self.fifo(f"j{idx}", v, f"{{{m}, {d}}}", q * w + q, row_beats)
-            kind = "ser" if lanes == 1 else "rep"
-            self.stage(f"{kind}{idx}")
-            self.modules.append(serializer(f"{kind}{idx}", q, w) if lanes == 1 else
-                                repacker(f"{kind}{idx}", q, lanes, w, row))
-            self.v += [f"    wire {kind}{idx}_v; wire [{lanes * w - 1}:0] {kind}{idx}_d;",
-                       f"    {kind}{idx} u_{kind}{idx} (.clk(clk), .rst(rst), .stall(~gate_{kind}{idx}), "
-                       f".empty({f}_empty), .head({f}_head), .pop({f}_pop), .out_valid({kind}{idx}_v), "
-                       f".out_data({kind}{idx}_d));"]
-            v, d = f"{kind}{idx}_v", f"{kind}{idx}_d"
+            f = self.fifo(f"q{tag}", v, f"{{{m}, {d}}}", q * w + q, chain, row_beats)
+            kind = f"ser{tag}" if lanes == 1 else f"rep{tag}"
+            chain = self.stage(kind)
+            self.modules.append(serializer(kind, q, w) if lanes == 1 else repacker(kind, q, lanes, w, src.width))
+            self.v += [f"    wire {kind}_v; wire [{lanes * w - 1}:0] {kind}_d;",
+                       f"    {kind} u_{kind} (.clk(clk), .rst(rst), .stall(~gate_{kind}), .empty({f}_empty), "
+                       f".head({f}_head), .pop({f}_pop), .out_valid({kind}_v), .out_data({kind}_d));"]
+            v, d = f"{kind}_v", f"{kind}_d"
         if pad is None:
-            return v, d
-        f = self.fifo(f"pf{idx}", v, d, lanes * w)
-        self.stage(f"pad{idx}")
+            return v, d, chain
+        f = self.fifo(f"pf{tag}", v, d, lanes * w, chain)
+        chain = self.stage(f"pad{tag}")
         self.modules.append(pad_stream.generate(pad))
-        self.v += [f"    wire pad{idx}_v; wire [{lanes * w - 1}:0] pad{idx}_d;",
-                   f"    {pad.name} u_pad{idx} (.clk(clk), .rst(rst), .stall(~gate_pad{idx}), "
+        self.v += [f"    wire pad{tag}_v; wire [{lanes * w - 1}:0] pad{tag}_d;",
+                   f"    {pad.name} u_pad{tag} (.clk(clk), .rst(rst), .stall(~gate_pad{tag}), "
                    f".src_valid(~{f}_empty), .src_data({f}_head), .src_pop({f}_pop), "
-                   f".out_valid(pad{idx}_v), .out_data(pad{idx}_d));"]
-        return f"pad{idx}_v", f"pad{idx}_d"
+                   f".out_valid(pad{tag}_v), .out_data(pad{tag}_d));"]
+        return f"pad{tag}_v", f"pad{tag}_d", chain
+
+    def merge(self, node: Join, chains: dict[str, Chain]) -> Chain:
+        """A residual add or a concatenation: both operands repacked to the join's lanes, each into a FIFO deep
+        enough for two images (the skip path runs ahead of the other by up to the window geometry), popped
+        together; lane by lane the aligned sum or the channels of both, then the optional requant."""
+        out, L, jn = node.out, node.out.lanes, node.name
+        heads = []
+        for side, src in zip("ab", node.srcs):
+            v, d, chain = self.join(f"{jn}{side}", src, chains[src.prefix], L, None, src.width)
+            beats = src.height * -(-src.width // L)
+            f = self.fifo(f"{jn}{side}", v, d, L * src.pixel_bits, chain, depth=1 << clog2(2 * beats + 16))
+            heads.append((f, src))
+        chain = self.stage(jn)
+        (fa, a), (fb, b) = heads
+        t, nbj = node.out_type, -(-out.width // L)
+        last = out.width - (nbj - 1) * L
+        self.v += [f"    wire {jn}_fire = gate_{jn} & ~{fa}_empty & ~{fb}_empty;",
+                   f"    assign {fa}_pop = {jn}_fire; assign {fb}_pop = {jn}_fire;",
+                   f"    reg [{clog2(nbj) - 1}:0] {jn}_bx;",
+                   f"    always @(posedge clk) if (rst) {jn}_bx <= 0; else if ({jn}_fire) "
+                   f"{jn}_bx <= ({jn}_bx == {nbj - 1}) ? 0 : {jn}_bx + 1'b1;"]
+        lanes_out = []
+        rq = node.requant
+        if rq is not None:
+            iw = t.width + (0 if t.signed else 1)
+            self.modules.append(requant_module(f"{jn}_rq", iw, t.frac, rq.relu, rq.out_type))
+        for lane in range(L):
+            chans = []
+            operands = [(fa, a, node.shifts[0]), (fb, b, node.shifts[1])]
+            if node.kind == "add":
+                for c in range(a.channels):
+                    terms = [f"($signed({_fit(f'{f}_head', lane * s.pixel_bits + c * s.type.width, s.type, t.width + 1)})"
+                             f" <<< {sh})" for f, s, sh in operands]
+                    chans.append(f"{jn}_s{lane}_{c}")
+                    self.v.append(f"    wire signed [{t.width}:0] {jn}_s{lane}_{c} = {' + '.join(terms)};")
+            else:
+                for f, s, sh in operands:
+                    for c in range(s.channels):
+                        nm = f"{jn}_s{lane}_{len(chans)}"
+                        ex = _fit(f"{f}_head", lane * s.pixel_bits + c * s.type.width, s.type, t.width + 1)
+                        self.v.append(f"    wire signed [{t.width}:0] {nm} = $signed({ex}) <<< {sh};")
+                        chans.append(nm)
+            vals = []
+            for k, nm in enumerate(chans):
+                if rq is None:
+                    vals.append(f"{nm}[{t.width - 1}:0]")
+                else:
+                    ow = rq.out_type.width
+                    self.v.append(f"    wire [{ow - 1}:0] {nm}_q; {jn}_rq u_{nm} (.x({nm}[{iw - 1}:0]), .y({nm}_q));")
+                    vals.append(f"{nm}_q")
+            lanes_out.append("{" + ", ".join(reversed(vals)) + "}")
+        mask = f"({jn}_bx == {nbj - 1}) ? {L}'d{(1 << last) - 1} : {L}'d{(1 << L) - 1}"
+        self.v += [f"    reg {jn}_v; reg [{L - 1}:0] {jn}_m; reg [{L * out.pixel_bits - 1}:0] {jn}_d;",
+                   f"    always @(posedge clk) begin {jn}_v <= {jn}_fire & ~rst; {jn}_m <= {mask}; "
+                   f"{jn}_d <= {{{', '.join(reversed(lanes_out))}}}; end"]
+        return chain
 
 
-def generate(top: str, blocks: list, n_out: int, score_t: FixedType, lanes: int, pb: int, beats: int,
+def _fit(bus: str, lo: int, t: FixedType, to: int) -> str:
+    """The t-typed field of `bus` at bit `lo` as a `to`-bit two's complement value."""
+    fill = f"{{{to - t.width}{{{bus}[{lo + t.width - 1}]}}}}" if t.signed else f"{to - t.width}'d0"
+    return f"{{{fill}, {bus}[{lo} +: {t.width}]}}"
+
+
+def generate(top: str, nodes: list, last: Point, n_out: int, score_t: FixedType, lanes: int, pb: int, beats: int,
              modules: list[str]) -> str:
-    """`blocks`: (BlockSpec, conv layer, PadSpec or None) per block; `beats` per real image; the FIFO,
-    serializer, repacker and pad modules are appended to `modules`."""
-    first: BlockSpec = blocks[0][0]
+    """`nodes`: the plan's blocks and joins in order, `last` the point the tail reads; `beats` per real image;
+    the FIFO, serializer, repacker, pad and requant modules are appended to `modules`."""
     sw, cw = score_t.width, clog2(n_out)
     v = [f"module {top} (input clk, input rst,",
          f"    input [{lanes * pb - 1}:0] s_tdata, input s_tvalid, output s_tready, input s_tlast,",
@@ -106,31 +162,33 @@ def generate(top: str, blocks: list, n_out: int, score_t: FixedType, lanes: int,
     gates: dict[str, list[str]] = {"in": []}
     body: list[str] = []
     joints = _Joints(body, modules, gates)
-    pad0 = blocks[0][2]
-    if pad0 is not None:
-        modules.append(pad_stream.generate(pad0))
-        body += [f"    wire pad0_v, pad0_pop; wire [{lanes * pb - 1}:0] pad0_d;",
-                 f"    {pad0.name} u_pad0 (.clk(clk), .rst(rst), .stall(~gate_in), .src_valid(s_tvalid & in_ok), "
-                 ".src_data(s_tdata), .src_pop(pad0_pop), .out_valid(pad0_v), .out_data(pad0_d));",
-                 "    assign s_tready = pad0_pop;"]
-        src_v, src_d = "pad0_v", "pad0_d"
-        joints.advance(1)
-    else:
-        body.append("    assign s_tready = ~rst & gate_in & in_ok;")
-        src_v, src_d = "accept", "s_tdata"
-    prod = None
-    for idx, (spec, _, pad) in enumerate(blocks):
-        if idx:
-            prev: BlockSpec = blocks[idx - 1][0]
-            src_v, src_d = joints.join(idx, prod, spec.lanes, pad, prev.width // prev.lanes, prev.out_hw[1])
+    chains: dict[str, Chain] = {}
+    for idx, node in enumerate(nodes):
+        if isinstance(node, Join):
+            chains[node.out.prefix] = joints.merge(node, chains)
+            continue
+        spec, pad, bi = node.spec, node.pad, node.out.prefix[1:]
+        if node.src.prefix == "x0":
+            if pad is not None:
+                modules.append(pad_stream.generate(pad))
+                body += [f"    wire pad0_v, pad0_pop; wire [{lanes * pb - 1}:0] pad0_d;",
+                         f"    {pad.name} u_pad0 (.clk(clk), .rst(rst), .stall(~gate_in), "
+                         ".src_valid(s_tvalid & in_ok), .src_data(s_tdata), .src_pop(pad0_pop), "
+                         ".out_valid(pad0_v), .out_data(pad0_d));", "    assign s_tready = pad0_pop;"]
+                src_v, src_d, chain = "pad0_v", "pad0_d", ("in", 2)
+            else:
+                body.append("    assign s_tready = ~rst & gate_in & in_ok;")
+                src_v, src_d, chain = "accept", "s_tdata", ("in", 1)
+        else:
+            prev = next(n for n in nodes if n.out is node.src)
+            row_beats = prev.spec.width // prev.spec.lanes if isinstance(prev, Block) else node.src.width
+            src_v, src_d, chain = joints.join(bi, node.src, chains[node.src.prefix], spec.lanes, pad, row_beats)
         q, ow = spec.out_lanes, spec.out_channels * spec.result_type.width
-        body += [f"    wire b{idx}_v; wire [{q - 1}:0] b{idx}_m; wire [{q * ow - 1}:0] b{idx}_d;",
-                 f"    blk{idx} u_blk{idx} (.clk(clk), .rst(rst), .in_valid({src_v}), .in_data({src_d}), "
-                 f".out_valid(b{idx}_v), .out_mask(b{idx}_m), .out_data(b{idx}_d));"]
-        joints.advance(spec.latency)
-        prod = (f"b{idx}", q, ow)
-    last: BlockSpec = blocks[-1][0]
-    tail_v, tail_d = joints.join(len(blocks), prod, 1, None, last.width // last.lanes, last.out_hw[1])  # 1 px/clk
+        body += [f"    wire b{bi}_v; wire [{q - 1}:0] b{bi}_m; wire [{q * ow - 1}:0] b{bi}_d;",
+                 f"    blk{bi} u_blk{bi} (.clk(clk), .rst(rst), .in_valid({src_v}), .in_data({src_d}), "
+                 f".out_valid(b{bi}_v), .out_mask(b{bi}_m), .out_data(b{bi}_d));"]
+        chains[node.out.prefix] = (chain[0], chain[1] + spec.latency)
+    tail_v, tail_d, _ = joints.join("t", last, chains[last.prefix], 1, None, last.width)  # the tail: 1 px/clk
     v.append(f"    wire {', '.join(f'gate_{name}' for name in gates)};  // stall a stage: ~gate")
     v += body
     v += [f"    assign gate_{name} = {' & '.join(terms or [ALWAYS])};" for name, terms in gates.items()]
