@@ -99,18 +99,34 @@ def _global_max_scale_shift(seed, bits, signed, overlap):
     return b.model(), x
 
 
+def _overlapping_averages(seed, bits, signed, dims):
+    """Average pooling with stride < size (windows of 9 and 3, or 3 and 2), 2-D or 1-D, both roundings."""
+    from tests.unit.test_ir_graph import _builder
+
+    b, x = _builder(seed, (3, 9, 10) if dims == 2 else (3, 17), signed, n=60)
+    h = b.avgpool("inp", 3, stride=2, extra_frac=1, rounding="RND_CONV")
+    h = b.avgpool(h, 2, stride=1, extra_frac=0, rounding="TRN")
+    b.dense(b.flatten(h), 3, bits)
+    return b.model(), x
+
+
 def _every_kind_cases():
     from tests.unit.test_ir_graph import GRAPHS
 
     def gmp(overlap):
         return lambda seed, bits, signed: _global_max_scale_shift(seed, bits, signed, overlap)
 
+    def avg(dims):
+        return lambda seed, bits, signed: _overlapping_averages(seed, bits, signed, dims)
+
     graphs = {"sequence_1d": GRAPHS["sequence_1d"], "mlp_gap_1d": GRAPHS["mlp_gap_1d"], "gmp_scaleshift": gmp(False),
-              "gmp_overlapping_pool": gmp(True), "residual_add_concat": GRAPHS["residual_add_concat"]}
+              "gmp_overlapping_pool": gmp(True), "residual_add_concat": GRAPHS["residual_add_concat"],
+              "overlapping_avg_2d": avg(2), "overlapping_avg_1d": avg(1)}
+    parallel_only = ("gmp_overlapping_pool", "residual_add_concat", "overlapping_avg_2d", "overlapping_avg_1d")
     cases = []
     for i, name in enumerate(graphs):
         for io_type in ("io_stream", "io_parallel"):
-            if io_type == "io_stream" and name in ("gmp_overlapping_pool", "residual_add_concat"):
+            if io_type == "io_stream" and name in parallel_only:
                 continue  # overlapping pooling: io_parallel only
             bits, signed = [(2, False), (4, True), (6, False), (8, True)][(i + len(cases)) % 4]
             slow = [pytest.mark.slow] if io_type == "io_parallel" and name == "residual_add_concat" else []
@@ -190,9 +206,7 @@ def test_hls_refuses_pooling_it_does_not_map(tmp_path):
     b.flatten(b.avgpool(b.requant(b.conv2d("inp", 2, 3, 4), bits=4), 3, stride=1))
     with pytest.raises(ExportError, match="(?s)avgpool overlapping.*hls_stream.*requires stride = size"):
         write_project(b.model(), HLSConfig(), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8), np.zeros((1, 32)))
-    with pytest.raises(ExportError, match="(?s)avgpool overlapping.*hls_parallel.*not mapped to hls4ml yet"):
-        write_project(b.model(), HLSConfig(io_type="io_parallel"), tmp_path / "prj", np.zeros((1, 8, 8), np.uint8),
-                      np.zeros((1, 32)))
+
 
 
 @pytest.mark.parametrize("io_type", ["io_stream", pytest.param("io_parallel", marks=pytest.mark.slow)])

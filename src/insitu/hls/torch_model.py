@@ -50,10 +50,7 @@ def pool_accumulator(in_t: FixedType, out_t: FixedType, count: int) -> FixedType
 def _pool(layer, dims: int, in_shape: tuple[int, ...]) -> nn.Module:
     size, stride = layer.size, layer.stride or layer.size
     if isinstance(layer, (AvgPool2D, AvgPool1D)):
-        if stride != size:
-            raise ExportError(f"layer {layer.name!r}: overlapping average pooling (stride {layer.stride} < size "
-                              f"{layer.size}) is not mapped to hls4ml yet", "use stride = size")
-        return nn.AvgPool2d(size) if dims == 2 else nn.AvgPool1d(size)
+        return nn.AvgPool2d(size, stride) if dims == 2 else nn.AvgPool1d(size, stride)
     return nn.MaxPool2d(size, stride) if dims == 2 else nn.MaxPool1d(size, stride)
 
 

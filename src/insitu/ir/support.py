@@ -62,10 +62,8 @@ SUPPORT: dict[str, dict[str, bool | str]] = {
                                                 {"hls_stream": _HLS_POOL, "rtl_streaming": _STREAM_POOL}),
     "maxpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "avgpool2d": _row(_CORE | {"rtl_streaming"}),
-    "avgpool overlapping (stride < size)": _row({"reference", "brevitas"}, {"hls_stream": _HLS_POOL,
-                                                                             "rtl_streaming": _STREAM_POOL,
-                                                                             "hls_parallel": "not mapped to hls4ml "
-                                                                                             "yet"}),
+    "avgpool overlapping (stride < size)": _row({"reference", "brevitas", "hls_parallel"},
+                                                {"hls_stream": _HLS_POOL, "rtl_streaming": _STREAM_POOL}),
     "avgpool1d": _row(_CORE, {"rtl_streaming": _ONLY_2D}),
     "globalavgpool": _row(_CORE | {"rtl_streaming"}),
     "globalmaxpool": _row(_CORE | {"rtl_streaming"}),
