@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     qm, images = ds_cnn(head=args.head)
     print(f"DS-CNN ({args.head} head): {qm.n_params():,} parameters, input {qm.input.shape}, seeded 4-bit weights, multipliers in "
           f"{'LUTs' if args.no_dsp else 'DSP blocks'}")
-    print("| P | LUT4 | FF | DSP | BRAM | II cycles | first pixel -> decision | µs at 50 MHz | yosys s |")
+    print("| P | LUT (LUT4 + 2 x CCU2C + 2 x DPR16X4) | FF | DSP | BRAM | II cycles | first pixel -> decision | "
+          "µs at 50 MHz | yosys s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {p} | {r['lut']:,} | {r['ff']:,} | {r['dsp']} | {r['bram']} | {c.ii_cycles} | "
                   f"{c.latency_cycles_first_to_valid} | {c.latency_us(50.0):.2f} | {c.seconds['synthesis']} |")
         if args.pnr:
-            print("\n| P | Fmax MHz | LUT4 | FF | DSP | BRAM | cycles | µs at Fmax | µs at the PLL clock | P&R s |")
+            print("\n| P | Fmax MHz | LUT (TRELLIS_COMB) | FF | DSP | BRAM | cycles | µs at Fmax | µs at the PLL clock | P&R s |")
             print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for p in args.pnr:
             try:

@@ -147,6 +147,19 @@ def test_global_pooling_tail_is_bit_exact(tmp_path, lanes, size, extra, rounding
     assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
 
 
+def _run(tmp_path, model, size, n, lanes, pv=1.0, pr=1.0, seed=0, rng_seed=4):
+    """Stream n random images of `size` through the core at `lanes` lanes; the simulation result and design."""
+    imgs = np.random.default_rng(rng_seed).integers(0, 256, (n, *size), dtype=np.uint8)
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    expected = reference.run(model, imgs)
+    assert len(np.unique(expected, axis=0)) > 2  # the outputs vary: the comparison means something
+    design = generate(model, tmp_path / "v", lanes, 2)
+    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", n, pv, pr,
+                 seed=seed, simulator="icarus")
+    assert r.comparison.ok and r.comparison.vectors == n and not r.frame_error
+    return r, design
+
+
 def _streamed(seed, size, first, second, head="dense", bits=4):
     """conv (first) -> requant [-> pool], conv (second) -> requant [-> pool] -> head; each stage is a dict of
     conv2d arguments plus an optional pool ('max' / 'avg', size) for the builder."""
@@ -177,15 +190,8 @@ def _streamed(seed, size, first, second, head="dense", bits=4):
 ])
 def test_stride_rectangular_kernels_and_average_pooling_stream_bit_exact(tmp_path, lanes, size, first, second,
                                                                            head):
-    model = _streamed(lanes * 7 + size[0], size, first, second, head)
-    imgs = np.random.default_rng(3).integers(0, 256, (12, *size), dtype=np.uint8)
-    np.savez(tmp_path / "vectors.npz", images=imgs)
-    expected = reference.run(model, imgs)
-    assert len(np.unique(expected, axis=0)) > 2
-    design = generate(model, tmp_path / "v", lanes, 2)
-    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12, 0.7, 0.7,
-                 seed=lanes, simulator="icarus")
-    assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
+    _run(tmp_path, _streamed(lanes * 7 + size[0], size, first, second, head), size, 12, lanes, 0.7, 0.7, seed=lanes,
+         rng_seed=3)
 
 
 def test_streaming_refuses_what_a_block_cannot_hold(tmp_path):
@@ -216,15 +222,8 @@ def test_streaming_refuses_what_a_block_cannot_hold(tmp_path):
 def test_zero_padding_streams_bit_exact(tmp_path, lanes, size, first, second, head, pv, pr):
     """Padding in block 0 (with P lanes, left padding not a multiple of P) and in the serial blocks (a FIFO and
     a pad stage that stalls the stage upstream), with tvalid/tready gaps and back to back."""
-    model = _streamed(lanes * 5 + size[1], size, first, second, head)
-    imgs = np.random.default_rng(4).integers(0, 256, (14, *size), dtype=np.uint8)
-    np.savez(tmp_path / "vectors.npz", images=imgs)
-    expected = reference.run(model, imgs)
-    assert len(np.unique(expected, axis=0)) > 2
-    design = generate(model, tmp_path / "v", lanes, 2)
-    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 14, pv, pr,
-                 seed=lanes, simulator="icarus")
-    assert r.comparison.ok and r.comparison.vectors == 14 and not r.frame_error
+    r, design = _run(tmp_path, _streamed(lanes * 5 + size[1], size, first, second, head), size, 14, lanes, pv, pr,
+                     seed=lanes)
     if pv == pr == 1.0:  # the slowest padded raster sets the pace: at least its beats per image
         assert r.ii_cycles >= design.beats
         if lanes == 1:
@@ -289,14 +288,7 @@ def test_skip_paths_stream_bit_exact(tmp_path, lanes, size, variant, pv, pr):
     join's lanes; a requant after the join; forks (a tensor read by a block and by a join)."""
     model = _residual(lanes + size[0], size, variant)
     assert not model.is_sequence()
-    imgs = np.random.default_rng(6).integers(0, 256, (12, *size), dtype=np.uint8)
-    np.savez(tmp_path / "vectors.npz", images=imgs)
-    expected = reference.run(model, imgs)
-    assert len(np.unique(expected, axis=0)) > 2
-    design = generate(model, tmp_path / "v", lanes, 2)
-    r = simulate(design.files, design.to_dict(), tmp_path / "vectors.npz", expected, tmp_path / "sim", 12, pv, pr,
-                 seed=lanes, simulator="icarus")
-    assert r.comparison.ok and r.comparison.vectors == 12 and not r.frame_error
+    _run(tmp_path, model, size, 12, lanes, pv, pr, seed=lanes, rng_seed=6)
 
 
 @pytest.mark.slow

@@ -115,12 +115,18 @@ def _single(v) -> int:
     return int(v if isinstance(v, int) else v[0])
 
 
+def _global_only(name: str, m: nn.Module, what: str) -> None:
+    """An adaptive pooling is exported only as the global one (output size 1)."""
+    size = m.output_size
+    if any(v != 1 for v in ((size,) if isinstance(size, int) else size)):
+        kind = "Max" if what == "max" else "Avg"
+        raise ExportError(f"{name}: adaptive {what} pooling to {size} is not supported",
+                          f"use Adaptive{kind}Pool2d(1) (global {what} pooling) or {kind}Pool2d(k)")
+
+
 def _maxpool(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> None:
     if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool1d)):
-        size = m.output_size
-        if any(v != 1 for v in ((size,) if isinstance(size, int) else size)):
-            raise ExportError(f"{name}: adaptive max pooling to {size} is not supported",
-                              "use AdaptiveMaxPool2d(1) (global max pooling) or MaxPool2d(k)")
+        _global_only(name, m, "max")
         w.layers.append(GlobalMaxPool(name))
         return
     two = isinstance(m, nn.MaxPool2d)
@@ -134,10 +140,7 @@ def _maxpool(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> None
 
 def _avgpool(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> None:
     if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool1d)):
-        size = m.output_size
-        if any(v != 1 for v in ((size,) if isinstance(size, int) else size)):
-            raise ExportError(f"{name}: adaptive average pooling to {size} is not supported",
-                              "use AdaptiveAvgPool2d(1) (global average pooling) or AvgPool2d(k)")
+        _global_only(name, m, "average")
         w.pending = (name, GlobalAvgPool, 0, 0)
         return
     two = isinstance(m, nn.AvgPool2d)
