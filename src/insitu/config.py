@@ -49,6 +49,11 @@ class TeacherConfig(_Strict):
 
 
 class StudentConfig(_Strict):
+    arch: Literal["plain", "separable"] = Field(
+        "plain", description="plain: a KxK convolution per stage (the paper's); separable: the first stage plain, "
+                             "the others a depthwise KxK then a pointwise 1x1 convolution")
+    head: Literal["flatten", "gap"] = Field(
+        "flatten", description="flatten: a dense layer over every position; gap: global average pooling, then dense")
     channels: list[int] = Field([16, 16], min_length=1, max_length=6, description="conv filters per stage")
     kernel: int = Field(3, ge=1, le=7)
     pool: int = Field(2, ge=1, le=4)

@@ -32,3 +32,26 @@ def test_float_weights_load_into_quant_student():
     q = build_student(StudentConfig(), 2, 48, True)
     load_float_into_quant(f, q)
     assert torch.equal(q.conv0.weight, f.conv0.weight) and torch.equal(q.fc.bias, f.fc.bias)
+
+
+def test_separable_gap_student_exports_bit_exact_and_streams(calibrated, tmp_path):
+    """A depthwise-separable student with global average pooling: float weights load into the QAT one, the
+    export reads depthwise, pointwise and the global average, and the reference equals Brevitas."""
+    import numpy as np
+
+    from insitu.distill.export import export_quantmodel, verify_against_brevitas
+    from insitu.ir import reference, support
+    from insitu.ir.layers import GlobalAvgPool
+
+    cfg = StudentConfig(arch="separable", head="gap", channels=[4, 6, 8], weight_bits=4, act_bits=4)
+    load_float_into_quant(build_student(cfg, 3, 32, quantized=False), build_student(cfg, 3, 32, quantized=True))
+    model = calibrated(cfg, size=32)
+    qm = export_quantmodel(model, 32, list("abc"))
+    kinds = [layer.kind for layer in qm.layers]
+    assert kinds.count("conv2d") == 5 and qm.layers[4].groups == 4 and qm.layers[6].weight.shape[2:] == (1, 1)
+    assert any(isinstance(layer, GlobalAvgPool) for layer in qm.layers)
+    images = np.random.default_rng(0).integers(0, 256, (100, 32, 32), dtype=np.uint8)
+    ref = reference.run(qm, images)
+    assert verify_against_brevitas(qm, model, images, ref)["bit_exact_vectors"] == 100
+    for backend in ("hls_stream", "rtl_streaming", "rtl_unrolled"):
+        support.require(qm, backend)

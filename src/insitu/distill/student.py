@@ -59,27 +59,45 @@ def feature_shape(cfg: StudentConfig, image_size: int) -> tuple[int, int, int]:
 
 
 def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantized: bool) -> nn.Sequential:
+    """The student (float for pre-training, or quantized for QAT: the same module names, so float weights load
+    into the quantized one). `cfg.arch` separable: the first stage a KxK convolution, each further stage a
+    depthwise KxK and a pointwise 1x1 convolution; `cfg.head` gap: global average pooling before the dense layer."""
     c, h, w = feature_shape(cfg, image_size)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits)
+
+    def conv(cin: int, cout: int, k: int, groups: int = 1) -> nn.Module:
+        if quantized:
+            return qnn.QuantConv2d(cin, cout, k, groups=groups, weight_quant=wq, bias_quant=Int32Bias,
+                                   return_quant_tensor=True)
+        return nn.Conv2d(cin, cout, k, groups=groups)
+
+    def relu() -> nn.Module:
+        return qnn.QuantReLU(act_quant=aq, return_quant_tensor=True) if quantized else nn.ReLU()
+
     layers["inp"] = qnn.QuantIdentity(act_quant=InputQuant, return_quant_tensor=True) if quantized else nn.Identity()
     cin = 1
     for i, cout in enumerate(cfg.channels):
-        if quantized:
-            layers[f"conv{i}"] = qnn.QuantConv2d(cin, cout, cfg.kernel, weight_quant=wq, bias_quant=Int32Bias,
-                                                 return_quant_tensor=True)
-            layers[f"relu{i}"] = qnn.QuantReLU(act_quant=aq, return_quant_tensor=True)
+        if cfg.arch == "separable" and i > 0:
+            layers[f"dw{i}"] = conv(cin, cin, cfg.kernel, groups=cin)
+            layers[f"dwrelu{i}"] = relu()
+            layers[f"conv{i}"] = conv(cin, cout, 1)
         else:
-            layers[f"conv{i}"] = nn.Conv2d(cin, cout, cfg.kernel)
-            layers[f"relu{i}"] = nn.ReLU()
+            layers[f"conv{i}"] = conv(cin, cout, cfg.kernel)
+        layers[f"relu{i}"] = relu()
         layers[f"pool{i}"] = nn.MaxPool2d(cfg.pool)
         cin = cout
+    n_in = c * h * w
+    if cfg.head == "gap":  # the average of non-negative activations, quantized by the ReLU after it
+        layers["gap"] = nn.AdaptiveAvgPool2d(1)
+        layers["gaprelu"] = relu()
+        n_in = c
     layers["flatten"] = nn.Flatten()
     if quantized:
-        layers["fc"] = qnn.QuantLinear(c * h * w, num_classes, bias=True, weight_quant=wq, bias_quant=Int32Bias,
+        layers["fc"] = qnn.QuantLinear(n_in, num_classes, bias=True, weight_quant=wq, bias_quant=Int32Bias,
                                        return_quant_tensor=False)
     else:
-        layers["fc"] = nn.Linear(c * h * w, num_classes)
+        layers["fc"] = nn.Linear(n_in, num_classes)
     return nn.Sequential(layers)
 
 
