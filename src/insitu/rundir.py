@@ -53,7 +53,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path).with_suffix(".npz")
+    tmp = Path(f"{_tmp(path)}.npz")  # np.savez appends .npz; the process id stays in the name
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 

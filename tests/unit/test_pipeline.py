@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from insitu.config import build_config
@@ -58,3 +60,32 @@ def test_interrupt_keeps_finished_steps_and_resumes(tmp_path):
     assert set(run.manifest()["stages"]) == {"a"}
     run_steps(_steps(calls), cfg, run)
     assert calls == ["a", "b", "b", "c"] and (tmp_path / "a.txt").read_text() == a_before
+
+
+def _save_many(path: str, value: int) -> None:
+    import numpy as np
+
+    from insitu.rundir import atomic_savez
+
+    for _ in range(30):
+        atomic_savez(Path(path), x=np.full(1000, value))
+
+
+def test_concurrent_atomic_savez_never_collide(tmp_path):
+    """Processes writing the same cache file at once (two runs, or sweep workers, making the same data): each
+    writes its own temporary file, and the file is always one whole archive."""
+    import multiprocessing as mp
+
+    import numpy as np
+
+    target = tmp_path / "cache.npz"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_save_many, args=(str(target), v)) for v in (1, 2, 3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    with np.load(target) as z:
+        assert len(set(z["x"].tolist())) == 1
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
