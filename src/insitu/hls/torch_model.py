@@ -73,8 +73,8 @@ def _conv(layer: Conv2D | Conv1D) -> list[tuple[str, nn.Module]]:
 def _scale_shift(layer: ScaleShift, in_shape: tuple[int, ...]) -> nn.Module:
     """y = x * scale + shift on a map as hls4ml's batch normalisation: mean 0, variance 1, epsilon 0, so its
     folded scale gamma / sqrt(var + eps) and bias beta - mean * scale are the IR's numbers exactly. On a vector
-    it is a dense layer with a diagonal matrix (hls4ml's streaming batch normalisation of a flat vector
-    scales every element by the first channel's numbers)."""
+    it is a dense layer with a diagonal matrix (hls4ml's streaming batch normalisation of a flat vector gave
+    wrong outputs in C simulation)."""
     c = in_shape[0]
     if len(in_shape) == 1:
         m: nn.Module = nn.Linear(c, c)
