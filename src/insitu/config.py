@@ -89,7 +89,8 @@ class HLSConfig(_Strict):
 
 class RTLConfig(_Strict):
     architecture: Literal["auto", "streaming", "unrolled"] = Field(
-        "auto", description="auto: streaming for models with convolutions, unrolled (a sample per clock) for MLPs")
+        "auto", description="auto: streaming for models with 2-D convolutions, unrolled (a sample per clock) for the "
+                "others (MLPs, 1-D convolutions)")
     lanes: int = Field(4, ge=1, le=64, description="pixels per clock on the input stream (P)")
     latency_cutoff: float = Field(2.0, gt=0, le=64, description="da4ml pipeline cut: adder depth per register stage")
     simulator: Literal["auto", "icarus", "verilator"] = Field(

@@ -72,3 +72,11 @@ def test_unrolled_argmax_tree_many_outputs(tmp_path):
     r = simulate(design.files, design.to_dict(), _save(x, tmp_path), reference.run(model, x), tmp_path / "sim", 25,
                  0.8, 0.7, simulator="icarus")
     assert r.comparison.ok and r.comparison.vectors == 25
+
+
+def test_auto_architecture_streams_images_and_unrolls_sequences():
+    from insitu.ir.synthetic import random_model
+
+    assert unrolled.architecture_for(random_model(0, size=12)) == "streaming"
+    assert unrolled.architecture_for(GRAPHS["sequence_1d"](0, 4, False)[0]) == "unrolled"  # 1-D convolutions
+    assert unrolled.architecture_for(random_mlp(0)) == "unrolled"

@@ -223,11 +223,12 @@ def _argmax_tree(vec: str, n: int, sw: int, cw: int, sgn: str) -> tuple[list[str
 
 
 def has_convolutions(model: QuantModel) -> bool:
-    return any(getattr(layer, "kind", "") in ("conv2d", "conv1d") for layer in model.layers)
+    """2-D convolutions: what the streaming core streams (1-D models go unrolled)."""
+    return any(getattr(layer, "kind", "") == "conv2d" for layer in model.layers)
 
 
 def architecture_for(model: QuantModel, requested: str = "auto") -> str:
-    """`auto`: streaming for models with convolutions, unrolled (a sample per clock) for the others."""
+    """`auto`: streaming for models with 2-D convolutions, unrolled (a sample per clock) for the others."""
     if requested != "auto":
         return requested
     return "streaming" if has_convolutions(model) else "unrolled"

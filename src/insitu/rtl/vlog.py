@@ -74,7 +74,7 @@ def average_module(name: str, in_width: int, in_frac: int, count: int, t: FixedT
              f"    wire signed [{nw - 1}:0] fl = neg ? qt - 1 : qt;",
              f"    wire signed [{nw - 1}:0] r = neg ? rt + den : rt;"]
     if t.rounding == "RND_CONV":
-        lines.append(f"    wire up = ((r <<< 1) > den) | (((r <<< 1) == den) & fl[0]);")
+        lines.append("    wire up = ((r <<< 1) > den) | (((r <<< 1) == den) & fl[0]);")
     else:
         lines.append("    wire up = 1'b0;")
     qw = max(nw + 1, t.width + 1)
