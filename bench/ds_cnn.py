@@ -64,7 +64,8 @@ def place_and_route(qm, images: np.ndarray, lanes: int, work: Path, dsp: bool, r
                                    "firmware": {"shell_sim_images": 1, "dsp": dsp, "router": router,
                                                 "timeout_s": 4 * 3600}})
     t0 = time.monotonic()
-    r = rtl.run(cfg, run).summary["rtl"]
+    rtl.run(cfg, run)
+    r = rtl.run_sim(cfg, run).summary["rtl"]
     fw = firmware.run(cfg, run).summary
     impl = fw["impl"]
     return {"lanes": lanes, "fmax_mhz": impl["fmax_mhz"], "clock_mhz": fw["clock_mhz"], "lut": impl["lut"],

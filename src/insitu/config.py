@@ -57,6 +57,8 @@ class StudentConfig(_Strict):
     channels: list[int] = Field([16, 16], min_length=1, max_length=6, description="conv filters per stage")
     kernel: int = Field(3, ge=1, le=7)
     pool: int = Field(2, ge=1, le=4)
+    batchnorm: bool = Field(False, description="float pre-training with batch normalisation after every convolution, "
+                                               "folded into the convolutions before QAT (the firmware has none)")
     weight_bits: int = Field(6, ge=2, le=8)
     act_bits: int = Field(6, ge=2, le=8)
     input_bits: Literal[8] = 8
@@ -65,6 +67,9 @@ class StudentConfig(_Strict):
 class DistillConfig(_Strict):
     mode: Literal["auto", "label_free", "labelled"] = Field(
         "auto", description="label_free: soft labels only; auto: label_free when the pool outnumbers the labels")
+    teacher_view: Literal["fixed", "online"] = Field(
+        "fixed", description="fixed: the teacher's soft labels of each un-augmented image (computed once); online: "
+                             "the teacher run on the very augmented view the student sees, every step")
     temperature: float = Field(2.0, gt=0, le=50)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
     float_epochs: int = Field(32, ge=0, le=1000, description="float pre-training epochs (the float student)")
@@ -104,8 +109,10 @@ class FirmwareConfig(_Strict):
     enabled: bool = Field(True, description="build a bitstream (false: stop after the RTL simulation)")
     board: str = Field("ulx3s-85f", description="board name, see `insitu boards`")
     clock_mhz: float = Field(50.0, gt=1, le=800,
-                             description="core clock asked of the board's PLL; 50 MHz is met by the full cells core "
-                                         "on ECP5-85F, the report also gives the latency at the achieved Fmax")
+                             description="core clock the PLL is synthesised with and place and route aims at")
+    pll: Literal["fastest", "asked"] = Field(
+        "fastest", description="fastest: after routing, the PLL is set to the fastest legal frequency the routed "
+                               "design meets (ECP5); asked: it stays at clock_mhz")
     baud: int = Field(115200, ge=1200, le=12_000_000)
     trigger_class: int = Field(0, ge=0, description="the class whose decision pulses the trigger output")
     trigger_us: float = Field(1.0, gt=0, le=1e6, description="trigger pulse length")
@@ -154,9 +161,13 @@ class RunConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes).
+#: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes); `paper` is
+#: the published sorter's student (conv 16, pool, conv 16, pool, dense: 5,682 parameters for 2 classes) trained
+#: as insitu trained it before batch normalisation (no batch norm, the same KD and QAT schedule).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    "paper": {"student": {"arch": "plain", "head": "flatten", "channels": [16, 16], "kernel": 3, "pool": 2,
+                          "batchnorm": False, "weight_bits": 6, "act_bits": 6}},
     "tiny": {
         "data": {"n_train": 240, "n_pool": 360, "n_test": 120, "image_size": 24},
         "teacher": {"width": 8, "blocks": [1, 1], "epochs": 2, "batch_size": 32},

@@ -11,12 +11,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from insitu.config import RunConfig
 from insitu.rundir import RunDir, atomic_write_json
+from insitu.toolexec import stop_all_tools
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +48,123 @@ def save_config(cfg: RunConfig, run: RunDir) -> None:
     atomic_write_json(run.path("config.json"), cfg.model_dump(mode="json"))
 
 
+def needed(steps: list[Step], target: str | None) -> list[Step]:
+    """`target` and every step it depends on, directly or not, in list order (all steps when no target)."""
+    if target is None:
+        return list(steps)
+    by_name = {s.name: s for s in steps}
+    if target not in by_name:
+        raise KeyError(f"no step named {target!r}")
+    want, todo = set(), [target]
+    while todo:
+        name = todo.pop()
+        if name in by_name and name not in want:
+            want.add(name)
+            todo.extend(by_name[name].deps)
+    return [s for s in steps if s.name in want]
+
+
 def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[str] = frozenset(),
-              stop_after: str | None = None) -> dict[str, float]:
-    """Run `steps` in order (skipping intact ones unless forced) up to `stop_after`; returns seconds per step."""
+              stop_after: str | None = None, jobs: int = 3) -> dict[str, float]:
+    """Run `stop_after` and the steps it needs (all steps by default), skipping intact ones unless forced.
+
+    Steps whose dependencies are done run at the same time, up to `jobs`: one in this thread, the others in
+    worker threads (the steps that overlap wait on external tools: the C simulation, the RTL simulator, place
+    and route). A step that is alone (the training steps) runs in this thread, so Ctrl-C interrupts it at once;
+    on Ctrl-C the tools of the other running steps are stopped. The manifest is written by this thread only.
+    A failing step stops what depends on it; the steps already running finish and are recorded before the
+    first error is raised. Returns seconds per step."""
     save_config(cfg, run)
+    todo = needed(steps, stop_after)
+    names = {s.name for s in todo}
     seconds: dict[str, float] = {}
-    for step in steps:
-        key = step_key(step, cfg, run)
-        if step.name not in force and run.stage_intact(step.name, key):
-            log.info("step %-8s up to date (resumed from %s)", step.name, run.root)
-        else:
-            log.info("step %-8s running: %s", step.name, step.doc)
-            run.forget_stage(step.name)
-            t0 = time.monotonic()
-            try:
-                result = step.func(cfg, run)
-            except KeyboardInterrupt:
-                log.error("interrupted during step %s; finished steps are kept: run the same command to resume",
-                          step.name)
-                raise
-            dt = time.monotonic() - t0
-            run.record_stage(step.name, key, dt, result.outputs, result.summary, result.tools)
-            log.info("step %-8s done in %.1f s", step.name, dt)
+    failed: list[tuple[Step, BaseException]] = []
+    running: dict[Future, tuple[Step, str, float]] = {}
+
+    def finish(step: Step, key: str, t0: float, result: StepResult) -> None:
+        dt = time.monotonic() - t0
+        run.record_stage(step.name, key, dt, result.outputs, result.summary, result.tools)
         seconds[step.name] = run.manifest()["stages"][step.name]["seconds"]
-        if step.name == stop_after:
-            break
+        log.info("step %-8s done in %.1f s", step.name, dt)
+
+    def collect(futures) -> None:
+        for fut in futures:
+            step, key, t0 = running.pop(fut)
+            try:
+                finish(step, key, t0, fut.result())
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                log.error("step %s failed: %s", step.name, exc)
+                failed.append((step, exc))
+
+    def launchable() -> list[tuple[Step, str]]:
+        """Ready steps that must run (intact ones are resumed here); drops steps behind a failure."""
+        out = []
+        bad = {f.name for f, _ in failed}
+        for step in list(todo):
+            if any(d in bad for d in step.deps):
+                todo.remove(step)
+                bad.add(step.name)
+                failed.append((step, _Skipped(step.name)))
+                continue
+            if not all(d in seconds for d in step.deps if d in names):
+                continue
+            todo.remove(step)
+            key = step_key(step, cfg, run)
+            if step.name not in force and run.stage_intact(step.name, key):
+                log.info("step %-8s up to date (resumed from %s)", step.name, run.root)
+                seconds[step.name] = run.manifest()["stages"][step.name]["seconds"]
+                return launchable() + out  # its dependants may be ready now
+            out.append((step, key))
+        return out
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs - 1), thread_name_prefix="step")
+    try:
+        while todo or running:
+            ready = launchable() if not _real(failed) else []
+            todo[:0] = [s for s, _ in ready[max(1, jobs) - len(running):]]  # over the limit: later
+            ready = ready[:max(0, max(1, jobs) - len(running))]
+            for step, key in ready:
+                log.info("step %-8s running: %s", step.name, step.doc)
+                run.forget_stage(step.name)
+            inline = ready[0] if ready else None
+            for step, key in ready[1:]:
+                running[pool.submit(step.func, cfg, run)] = (step, key, time.monotonic())
+            if inline is not None:
+                step, key = inline
+                t0 = time.monotonic()
+                try:
+                    result = step.func(cfg, run)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                    log.error("step %s failed: %s", step.name, exc)
+                    failed.append((step, exc))
+                else:
+                    finish(step, key, t0, result)
+                collect([f for f in list(running) if f.done()])
+            elif running:
+                collect(wait(running, return_when=FIRST_COMPLETED)[0])
+            elif todo and not _real(failed):
+                raise RuntimeError(f"steps {[s.name for s in todo]} wait on steps that are not run")
+            else:
+                break
+    except KeyboardInterrupt:
+        active = [s.name for s, _, _ in running.values()]
+        stop_all_tools()  # the other steps' tools; their threads then end at once
+        pool.shutdown(wait=True, cancel_futures=True)
+        log.error("interrupted%s; finished steps are kept: run the same command to resume",
+                  f" (also stopped: {', '.join(active)})" if active else "")
+        raise
+    pool.shutdown(wait=True)
+    real = _real(failed)
+    if real:
+        raise real[0][1]
     return seconds
+
+
+class _Skipped(Exception):
+    """A step not run because a step it needs failed."""
+
+
+def _real(failed: list[tuple[Step, BaseException]]) -> list[tuple[Step, BaseException]]:
+    return [(s, e) for s, e in failed if not isinstance(e, _Skipped)]

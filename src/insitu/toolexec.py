@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,13 +77,15 @@ def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check
     with open(log_path, "w") as fh:
         fh.write("$ " + " ".join(full) + "\n")
         fh.flush()
+        proc = _start(full, cwd, fh)
         try:
-            proc = subprocess.run(full, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s,
-                                  stdin=subprocess.DEVNULL, check=False)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"'{Path(argv[0]).name}' did not finish within {timeout_s:.0f} s and was stopped "
                             f"({exe}; log: {log_path})",
                             "raise the timeout in the config or check the tool is not waiting for input") from exc
+        finally:
+            _stop(proc)
     result = ToolResult(tuple(full), proc.returncode, time.monotonic() - t0, log_path)
     if check and proc.returncode != 0:
         raise ToolError(f"'{Path(argv[0]).name}' failed with exit code {proc.returncode} (log: {log_path}):\n"
@@ -131,8 +134,7 @@ def run_tools_parallel(jobs: list[tuple[list[str], Path, Path]], timeout_s: floa
             handles.append(fh)
             fh.write("$ " + " ".join([exe, *argv[1:]]) + "\n")
             fh.flush()
-            procs.append(subprocess.Popen([exe, *argv[1:]], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL))
+            procs.append(_start([exe, *argv[1:]], cwd, fh))
         deadline = time.monotonic() + timeout_s
         codes = []
         for (argv, _, log_path), proc in zip(jobs, procs):
@@ -144,8 +146,36 @@ def run_tools_parallel(jobs: list[tuple[list[str], Path, Path]], timeout_s: floa
         return codes
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
         for fh in handles:
             fh.close()
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _start(argv: list[str], cwd: Path, log_fh) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill `proc` if it still runs, reap it, and forget it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
+
+
+def stop_all_tools() -> int:
+    """Kill every tool this process started and that still runs (used on Ctrl-C while steps run in threads:
+    the threads waiting on them then end at once). Returns how many were stopped."""
+    with _LIVE_LOCK:
+        live = [p for p in _LIVE if p.poll() is None]
+    for proc in live:
+        proc.kill()
+    return len(live)

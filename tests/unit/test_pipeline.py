@@ -89,3 +89,44 @@ def test_concurrent_atomic_savez_never_collide(tmp_path):
     with np.load(target) as z:
         assert len(set(z["x"].tolist())) == 1
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def _diamond(calls, barrier=None, fail=None):
+    def make(name):
+        def func(cfg, run):
+            calls.append(name)
+            if barrier is not None and name in ("left", "right"):
+                barrier.wait(timeout=20)  # passes only when both branches run at the same time
+            if name == fail:
+                raise RuntimeError(f"{name} broke")
+            p = run.path(f"{name}.txt")
+            atomic_write_text(p, name)
+            return StepResult([p])
+        return func
+
+    return [Step("root", make("root"), (), (), ""), Step("left", make("left"), (), ("root",), ""),
+            Step("right", make("right"), (), ("root",), ""), Step("join", make("join"), (), ("left", "right"), "")]
+
+
+def test_independent_steps_run_concurrently(tmp_path):
+    import threading
+
+    calls = []
+    run_steps(_diamond(calls, threading.Barrier(2)), build_config("tiny"), RunDir(tmp_path), jobs=2)
+    assert calls[0] == "root" and set(calls[1:3]) == {"left", "right"} and calls[3] == "join"
+
+
+def test_a_failing_step_keeps_its_sibling_and_stops_its_dependants(tmp_path):
+    calls, run = [], RunDir(tmp_path)
+    with pytest.raises(RuntimeError, match="left broke"):
+        run_steps(_diamond(calls, fail="left"), build_config("tiny"), run, jobs=2)
+    assert "join" not in calls and set(run.manifest()["stages"]) == {"root", "right"}
+    calls.clear()
+    run_steps(_diamond(calls), build_config("tiny"), run, jobs=2)  # resume: only the failed step and after
+    assert sorted(calls) == ["join", "left"]
+
+
+def test_stop_after_runs_only_what_the_target_needs(tmp_path):
+    calls = []
+    run_steps(_diamond(calls), build_config("tiny"), RunDir(tmp_path), stop_after="left")
+    assert calls == ["root", "left"]

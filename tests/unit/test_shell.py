@@ -22,22 +22,23 @@ def _setup(tmp_path, lanes=2, size=12, n=5, seed=2):
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
-@pytest.mark.parametrize("lanes,trigger_class", [(2, 1), (1, 0)])
-def test_shell_answers_every_image_exactly_and_pulses_the_trigger(tmp_path, lanes, trigger_class):
+@pytest.mark.parametrize("lanes,trigger_class,core_mhz", [(2, 1, 21.7), (1, 0, 5.3)])
+def test_shell_answers_every_image_exactly_and_pulses_the_trigger(tmp_path, lanes, trigger_class, core_mhz):
     design, expected = _setup(tmp_path, lanes)
-    spec = shell.ShellSpec(lanes, 8, 144, 3, design.score_type.width, 8, clock_mhz=8.0, baud=1_000_000,
+    spec = shell.ShellSpec(lanes, 8, 144, 3, design.score_type.width, 8, osc_mhz=8.0, baud=1_000_000,
                            trigger_class=trigger_class, trigger_us=2.0)
-    assert spec.clks_per_bit == 8
-    r = simulate_shell(design.files, spec, tmp_path / "vectors.npz", expected, 5, tmp_path / "sim")
+    assert spec.clks_per_bit == 8 and spec.trigger_cycles == 16
+    # the core clock slower and faster than the oscillator, at unrelated ratios: the crossings hold both ways
+    r = simulate_shell(design.files, spec, tmp_path / "vectors.npz", expected, 5, tmp_path / "sim", core_mhz=core_mhz)
     assert r.exact_answers == 5
     assert r.triggers == int((expected.argmax(1) == trigger_class).sum()) == r.expected_triggers
-    assert r.triggers == 0 or r.trigger_cycles == 16
+    assert r.triggers == 0 or 2.0 <= r.trigger_us <= 2.0 + 4 / 8.0 + 4 / core_mhz
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 def test_shell_mismatch_is_reported(tmp_path):
     design, expected = _setup(tmp_path, n=2)
-    spec = shell.ShellSpec(2, 8, 144, 3, design.score_type.width, 8, clock_mhz=8.0, baud=1_000_000)
+    spec = shell.ShellSpec(2, 8, 144, 3, design.score_type.width, 8, osc_mhz=8.0, baud=1_000_000)
     expected = expected.copy()
     expected[1, 0] -= 3
     with pytest.raises(MismatchError, match="1/2 images exactly"):

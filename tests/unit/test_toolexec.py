@@ -25,3 +25,28 @@ def test_success_and_version(tmp_path):
     r = run_tool(["bash", "-c", "echo ok"], tmp_path, tmp_path / "l.txt", timeout_s=10)
     assert r.returncode == 0 and "ok" in r.log_path.read_text()
     assert tool_version("bash") and tool_version("no-such-tool-xyz") is None
+
+
+def test_stop_all_tools_ends_a_tool_waited_on_in_another_thread(tmp_path):
+    import sys
+    import threading
+    import time
+
+    from insitu.toolexec import stop_all_tools
+
+    errors = []
+
+    def wait_on_it():
+        try:
+            run_tool([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, tmp_path / "log", 120)
+        except ToolError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=wait_on_it)
+    t0 = time.monotonic()
+    t.start()
+    while stop_all_tools() == 0 and time.monotonic() - t0 < 20:
+        time.sleep(0.05)
+    t.join(timeout=20)
+    assert not t.is_alive() and time.monotonic() - t0 < 30
+    assert errors and "exit code -9" in str(errors[0])

@@ -18,6 +18,7 @@ from collections import OrderedDict
 import brevitas.nn as qnn
 from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint
+import torch
 from torch import nn
 
 from insitu.config import StudentConfig
@@ -72,6 +73,10 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
                                    return_quant_tensor=True)
         return nn.Conv2d(cin, cout, k, groups=groups)
 
+    def norm(name: str, ch: int) -> None:  # float pre-training only; folded away before QAT
+        if cfg.batchnorm and not quantized:
+            layers[name] = nn.BatchNorm2d(ch)
+
     def relu() -> nn.Module:
         return qnn.QuantReLU(act_quant=aq, return_quant_tensor=True) if quantized else nn.ReLU()
 
@@ -80,10 +85,12 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
     for i, cout in enumerate(cfg.channels):
         if cfg.arch == "separable" and i > 0:
             layers[f"dw{i}"] = conv(cin, cin, cfg.kernel, groups=cin)
+            norm(f"dwbn{i}", cin)
             layers[f"dwrelu{i}"] = relu()
             layers[f"conv{i}"] = conv(cin, cout, 1)
         else:
             layers[f"conv{i}"] = conv(cin, cout, cfg.kernel)
+        norm(f"bn{i}", cout)
         layers[f"relu{i}"] = relu()
         layers[f"pool{i}"] = nn.MaxPool2d(cfg.pool)
         cin = cout
@@ -106,8 +113,34 @@ def weight_params(model: nn.Module) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if n.endswith(("weight", "bias")) and "quant" not in n)
 
 
+def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
+    """The same network with every BatchNorm2d (eval statistics) folded into the convolution before it:
+    w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. Equal outputs in eval mode."""
+    out: OrderedDict[str, nn.Module] = OrderedDict()
+    last_conv = None
+    for name, mod in model.named_children():
+        if isinstance(mod, nn.BatchNorm2d):
+            if last_conv is None:
+                raise ConfigError(f"batch norm {name} has no convolution before it", "this is a bug; please report it")
+            conv = out[last_conv]
+            s = (mod.weight / (mod.running_var + mod.eps).sqrt()).detach()
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                               groups=conv.groups)
+            with torch.no_grad():
+                folded.weight.copy_(conv.weight * s[:, None, None, None])
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(s)
+                folded.bias.copy_((bias - mod.running_mean) * s + mod.bias)
+            out[last_conv], last_conv = folded, None
+            continue
+        last_conv = name if isinstance(mod, nn.Conv2d) else None
+        out[name] = mod
+    return nn.Sequential(out)
+
+
 def load_float_into_quant(float_model: nn.Sequential, quant_model: nn.Sequential) -> None:
-    """Copy float weights into the quantized student (same module names); quantizer state starts fresh."""
+    """Copy float weights into the quantized student (same module names, batch norms folded first);
+    quantizer state starts fresh."""
+    float_model = fold_batchnorm(float_model)
     missing, unexpected = quant_model.load_state_dict(float_model.state_dict(), strict=False)
     bad = [k for k in missing if k.endswith(("weight", "bias")) and "quant" not in k] + list(unexpected)
     if bad:

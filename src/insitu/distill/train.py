@@ -91,8 +91,9 @@ def _lr_at(step: int, total: int, base: float) -> float:
 
 
 def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, device: torch.device,
-        desc: str) -> list[float]:
-    """Train `model` for `spec.steps` steps on x_u8; loss_fn(logits, batch_indices) -> scalar. Returns losses."""
+        desc: str, loss_sees_input: bool = False) -> list[float]:
+    """Train `model` for `spec.steps` steps on x_u8; loss_fn(logits, batch_indices) -> scalar, or with
+    `loss_sees_input` loss_fn(logits, batch_indices, augmented_batch) (an online teacher). Returns losses."""
     torch.manual_seed(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
     model.to(device).train()
@@ -113,7 +114,8 @@ def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, devi
                 xb = augment(xb, gen, spec.photometric, spec.flips)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, spec.steps, spec.lr)
-            loss = loss_fn(model(xb.to(device)), idx)
+            xb = xb.to(device)
+            loss = loss_fn(model(xb), idx, xb) if loss_sees_input else loss_fn(model(xb), idx)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from insitu.boards import Board, constraints
 from insitu.errors import ConfigError
 from insitu.firmware.nextpnr_report import PnrReport, parse_report
+from insitu.firmware.pll import PllSetting, fastest_setting, patch_textcfg
 from insitu.rundir import sha256_file
 from insitu.toolexec import find_tool, run_tool, tool_version
 
@@ -94,3 +95,23 @@ def build(board: Board, verilog: list[Path], top: str, build_dir: Path, freq_mhz
         seconds[argv[0]] = round(time.monotonic() - t0, 2)
     bit = build_dir / (f"{top}.bit" if board.flow == "open-ecp5" else f"{top}.bin")
     return FlowResult(bit, sha256_file(bit), parse_report(build_dir / "report.json"), seconds, tools)
+
+
+def retune_pll(res: FlowResult, board: Board, build_dir: Path, top: str, timeout_s: float) -> tuple[FlowResult,
+                                                                                                     PllSetting]:
+    """Set the routed design's PLL to the fastest legal frequency at or below the core clock's Fmax, repack the
+    bitstream, and append the same rewrite to run.sh. ECP5 only (iCE40 boards run the oscillator's clock)."""
+    if board.flow != "open-ecp5":
+        raise ConfigError(f"board {board.name} has no PLL retuning ({board.flow})", "set firmware.pll=asked")
+    setting = fastest_setting(board.clock_mhz, res.report.fmax_mhz)
+    cfg = build_dir / f"{top}.config"
+    patch_textcfg(cfg, setting)
+    pack = ["ecppack", "--compress", f"{top}.config", f"{top}.bit"]
+    t0 = time.monotonic()
+    run_tool([find_tool("ecppack"), *pack[1:]], build_dir, build_dir / "logs" / "ecppack-retuned.log", timeout_s)
+    with (build_dir / "run.sh").open("a") as fh:
+        fh.write(f"# the PLL set after routing to {setting.mhz:g} MHz, the fastest the routed design meets\n"
+                 + shlex.join(["sed", "-i", setting.sed_script(), f"{top}.config"]) + "\n" + shlex.join(pack) + "\n")
+    seconds = {**res.seconds, "ecppack_retuned": round(time.monotonic() - t0, 2)}
+    return FlowResult(res.bitstream, sha256_file(res.bitstream), res.report.with_core_target(setting.mhz), seconds,
+                      res.tools), setting

@@ -17,7 +17,7 @@ def _read(path: Path) -> dict[str, Any]:
 def firmware_section(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
     """rtl / impl / latency_us / shell_sim, from the rtl step and the bundle of the configured board."""
     out: dict[str, Any] = {}
-    rtl_path = run.path("rtl", "rtl_sim.json")
+    rtl_path = run.path("rtlsim", "rtl_sim.json")
     if not rtl_path.exists():
         return out
     out["rtl"] = _read(rtl_path)
@@ -38,7 +38,11 @@ def lane_points(run: RunDir) -> list[dict[str, Any]]:
     pts = []
     for impl_path in sorted(run.path("firmware").glob("*/impl.json")):
         doc = _read(impl_path)
-        impl, lat = doc.get("impl") or {}, doc.get("latency_us") or {}
+        impl = doc.get("impl") or {}
+        rtl_path = run.path("rtlsim", "rtl_sim.json")
+        if not rtl_path.exists() or doc.get("lanes") != _read(rtl_path).get("lanes"):
+            continue  # a bundle built from other Verilog than the simulated one
+        lat = latency_section(_read(rtl_path), impl, doc.get("clock_mhz"))
         pts.append({"board": impl.get("board"), "lanes": doc.get("lanes"), "lut": impl.get("lut"),
                     "us": lat.get("first_pixel_to_decision")})
     sweep = run.path("lane_sweep.json")  # written by bench/latency.py

@@ -57,7 +57,8 @@ def build(run: RunDir) -> dict[str, Any]:
         per_col = lat.get("first_pixel_to_decision")
         fw["latency_us"] = {**lat, "per_column": per_col, "column_period_us": round(COLUMN_PERIOD_US, 3),
                             "margin": round(COLUMN_PERIOD_US / per_col, 1) if per_col else None,
-                            "columns_per_second_at_fmax": (lat.get("at_mhz") or 0) * 1e6 / max(r.get("ii_cycles") or 1, 1)}
+                            "columns_per_second": (lat.get("clock_mhz") or 0) * 1e6
+                            / max(r.get("ii_cycles") or 1, 1)}
     rep.update(fw)
     rep["stage_seconds"] = {n: s["seconds"] for n, s in m["stages"].items()}
     rep["versions"], rep["tools"] = m.get("versions", {}), m.get("tools", {})
@@ -179,7 +180,8 @@ def markdown(rep: dict[str, Any], roc_name: str | None, bev_name: str | None) ->
                      f"{rep['rtl']['latency_cycles']} cycles per column, II {rep['rtl'].get('ii_cycles')}.")
     impl, lat = rep.get("impl"), rep.get("latency_us") or {}
     if impl:
-        lines.append(f"Implementation on {impl['board']}: {f(impl.get('fmax_mhz'), 1)} MHz, {impl.get('lut')} LUT, "
+        lines.append(f"Implementation on {impl['board']}: bitstream clock {f(lat.get('clock_mhz'), 1)} MHz (Fmax "
+                     f"{f(impl.get('fmax_mhz'), 1)} MHz), {impl.get('lut')} LUT, "
                      f"{impl.get('ff')} FF, {impl.get('dsp')} DSP; per-column latency {f(lat.get('per_column'), 4)} us, "
                      f"{f(lat.get('margin'), 1)}x inside the {lat.get('column_period_us')} us column period.")
     lines.append("")

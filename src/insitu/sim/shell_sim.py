@@ -19,11 +19,14 @@ class ShellSimResult:
     exact_answers: int
     triggers: int
     expected_triggers: int
-    trigger_cycles: int
+    trigger_us: float  # the first pulse's width
+    osc_mhz: float
+    core_mhz: float
 
     def to_dict(self) -> dict:
         return {"images": self.images, "exact_answers": self.exact_answers, "triggers": self.triggers,
-                "expected_triggers": self.expected_triggers, "trigger_cycles": self.trigger_cycles}
+                "expected_triggers": self.expected_triggers, "trigger_us": self.trigger_us,
+                "osc_mhz": self.osc_mhz, "core_mhz": self.core_mhz}
 
 
 def decode(answers: np.ndarray, n_classes: int, score_bytes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +39,12 @@ def decode(answers: np.ndarray, n_classes: int, score_bytes: int) -> tuple[np.nd
 
 
 def simulate_shell(core_files: list[Path], spec: shell.ShellSpec, vectors: Path, expected: np.ndarray,
-                   count: int, work: Path, simulator: str = "icarus", timeout_s: float = 1800) -> ShellSimResult:
+                   count: int, work: Path, simulator: str = "icarus", timeout_s: float = 1800,
+                   core_mhz: float | None = None) -> ShellSimResult:
+    """`insitu_shell_logic` with its two clocks: the oscillator at spec.osc_mhz and the core at `core_mhz`
+    (default: an unrelated 2.7x the oscillator, so that every crossing is exercised)."""
+    core_mhz = core_mhz or spec.osc_mhz * 2.7
+    osc_ps, core_ps = 2 * round(5e5 / spec.osc_mhz), 2 * round(5e5 / core_mhz)  # even: a clock toggles at half
     work.mkdir(parents=True, exist_ok=True)
     src = work.parent / f"{work.name}_src"
     src.mkdir(parents=True, exist_ok=True)
@@ -44,8 +52,8 @@ def simulate_shell(core_files: list[Path], spec: shell.ShellSpec, vectors: Path,
     (src / "insitu_clkgen_sim.v").write_text(shell.clkgen_passthrough())
     files = [src / "insitu_shell.v", src / "insitu_clkgen_sim.v", shell.uart_file(), *core_files]
     cfg = {"vectors": str(vectors.resolve()), "count": int(count), "clks_per_bit": spec.clks_per_bit,
-           "n_classes": spec.n_classes, "score_bytes": spec.score_bytes}
-    out = run_cocotb(files, "insitu_shell", "insitu.sim.cocotb_shell", cfg, work, simulator, timeout_s)[0]
+           "n_classes": spec.n_classes, "score_bytes": spec.score_bytes, "osc_ps": osc_ps, "core_ps": core_ps}
+    out = run_cocotb(files, "insitu_shell_logic", "insitu.sim.cocotb_shell", cfg, work, simulator, timeout_s)[0]
     with np.load(out, allow_pickle=False) as z:
         answers, widths = z["answers"], z["trigger_widths"]
     classes, scores = decode(answers, spec.n_classes, spec.score_bytes)
@@ -53,14 +61,18 @@ def simulate_shell(core_files: list[Path], spec: shell.ShellSpec, vectors: Path,
     exp_cls = exp.argmax(1)
     ok = (classes == exp_cls) & np.all(scores == exp, axis=1)
     n_trig = int((exp_cls == spec.trigger_class).sum())
-    want_w = max(1, round(spec.trigger_us * spec.clock_mhz))
-    res = ShellSimResult(count, int(ok.sum()), len(widths), n_trig, int(widths[0]) if len(widths) else 0)
+    # a pulse lasts the counted oscillator cycles plus the synchronisers: up to 4 cycles of each clock
+    lo_ps = spec.trigger_cycles * osc_ps
+    hi_ps = lo_ps + 4 * (osc_ps + core_ps)
+    res = ShellSimResult(count, int(ok.sum()), len(widths), n_trig, round(int(widths[0]) * 1e-6, 4) if len(widths)
+                         else 0.0, spec.osc_mhz, round(1e6 / core_ps, 4))
     if not ok.all():
         i = int(np.where(~ok)[0][0])
         raise MismatchError(f"board shell answered {int(ok.sum())}/{count} images exactly; image {i}: class "
                             f"{classes[i]} scores {scores[i].tolist()}, reference class {exp_cls[i]} scores "
                             f"{exp[i].tolist()}", f"a bug in the shell or the core; the simulation is in {work}")
-    if len(widths) != n_trig or any(w != want_w for w in widths):
-        raise MismatchError(f"trigger pulsed {len(widths)} times (widths {widths.tolist()[:5]}), expected {n_trig} "
-                            f"pulses of {want_w} cycles", f"a bug in the shell; the simulation is in {work}")
+    if len(widths) != n_trig or any(not lo_ps <= w <= hi_ps for w in widths):
+        raise MismatchError(f"trigger pulsed {len(widths)} times (widths {(widths / 1000).tolist()[:5]} ns), expected "
+                            f"{n_trig} pulses of {lo_ps / 1000:g} to {hi_ps / 1000:g} ns",
+                            f"a bug in the shell; the simulation is in {work}")
     return res

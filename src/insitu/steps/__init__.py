@@ -13,11 +13,12 @@ CELLS_STEPS: list[Step] = [
          "KD student (float, then QAT) and the no-KD ablation"),
     Step("export", export.run, ("student",), ("data", "distill"), "QuantModel IR, QONNX, reference == Brevitas"),
     Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
-    Step("rtl", rtl.run, ("rtl",), ("export",), "streaming Verilog, RTL simulation bit-exact with the reference"),
+    Step("rtl", rtl.run, ("rtl",), ("export",), "Verilog of the core (streaming or unrolled)"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
          "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
-    Step("report", report.run, ("firmware",), ("data", "teacher", "distill", "export", "hls", "rtl", "firmware"),
-         "report.json and report.md"),
+    Step("report", report.run, ("firmware",), ("data", "teacher", "distill", "export", "hls", "rtl", "rtlsim",
+                                               "firmware"), "report.json and report.md"),
 ]
 
 LIDAR_STEPS: list[Step] = [
@@ -30,11 +31,13 @@ LIDAR_STEPS: list[Step] = [
     Step("export", lidar_student.run_export, ("lidar.student", "lidar.distill"), ("data", "streams", "distill"),
          "QuantModel IR, QONNX, reference == Brevitas, student metrics"),
     Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
-    Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock), RTL simulation bit-exact"),
+    Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock)"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
          "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
     Step("report", lidar_report.run, ("firmware",), ("data", "segnet", "streams", "distill", "export", "hls", "rtl",
-                                                     "firmware"), "report.json, report.md, ROC and bird's-eye plots"),
+                                                     "rtlsim", "firmware"),
+         "report.json, report.md, ROC and bird's-eye plots"),
 ]
 
 APP_STEPS: dict[str, list[Step]] = {"cells": CELLS_STEPS, "lidar": LIDAR_STEPS}

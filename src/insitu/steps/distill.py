@@ -25,7 +25,8 @@ from insitu.steps import data as data_step
 log = logging.getLogger(__name__)
 
 
-def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device: torch.device, tag: str):
+def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device: torch.device, tag: str,
+                sees_input: bool = False):
     """Float pre-training then QAT fine-tuning of one student; returns (float_model, quant_model)."""
     d = cfg.distill
     steps_float = steps_for(d.float_epochs, len(x), d.batch_size) if d.float_epochs else 0
@@ -35,24 +36,22 @@ def _train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, devic
     if steps_float:
         fit(float_model, x, loss_fn, FitSpec(steps_float, d.batch_size, d.lr, 1e-4, d.augment, seed=cfg.seed,
                                              flips=cfg.data.flips),
-            device, f"{tag} float")
+            device, f"{tag} float", sees_input)
     torch.manual_seed(cfg.seed)
     quant_model = build_student(cfg.student, k, size, quantized=True)
     load_float_into_quant(float_model.cpu(), quant_model)
     fit(quant_model, x, loss_fn, FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1,
                                          flips=cfg.data.flips),
-        device, f"{tag} QAT")
+        device, f"{tag} QAT", sees_input)
     return float_model.cpu(), quant_model.cpu(), steps_float + steps_qat
 
 
-def run(cfg: RunConfig, run: RunDir) -> StepResult:
-    data = data_step.load(run)
-    device = resolve_device(cfg.device)
+def train_kd(cfg: RunConfig, data, soft_train: np.ndarray, soft_pool: np.ndarray, mode: str,
+             device: torch.device, teacher: torch.nn.Module | None = None):
+    """The KD student on the labelled split and the pool (labels only in `labelled` mode); (float, QAT, steps).
+    With `distill.teacher_view=online`, `teacher` is run (eval mode, no gradient) on each augmented batch, its
+    logits averaged over the four flips when the data allows flips, like the fixed soft labels."""
     k, size = len(data.class_names), data.image_size
-    with np.load(run.path("teacher", "soft_labels.npz")) as z:
-        soft_train, soft_pool = z["train"], z["pool"]
-    mode, why = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
-    log.info("distillation: %s (%s)", mode, why)
     x_kd = np.concatenate([data.train_x, data.pool_x])
     t_kd = torch.from_numpy(np.concatenate([soft_train, soft_pool])).float().to(device)
     labels = np.concatenate([data.train_y if mode == "labelled" else -np.ones_like(data.train_y),
@@ -65,13 +64,51 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         idx = idx.to(device)
         return kd_loss(logits, t_kd[idx], y_kd[idx], has_label[idx], d.temperature, d.alpha)
 
-    kd_float, kd_quant, kd_steps = _train_pair(cfg, x_kd, kd, k, size, device, "KD student")
+    if d.teacher_view == "fixed":
+        return _train_pair(cfg, x_kd, kd, k, size, device, "KD student")
+    if teacher is None:
+        raise ValueError("distill.teacher_view=online needs the teacher")
+    teacher = teacher.to(device).eval()
+
+    @torch.no_grad()
+    def teach(xb: torch.Tensor) -> torch.Tensor:
+        views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if cfg.data.flips else [xb]
+        return torch.stack([teacher(v) for v in views]).mean(0)
+
+    def kd_online(logits: torch.Tensor, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        idx = idx.to(device)
+        return kd_loss(logits, teach(xb), y_kd[idx], has_label[idx], d.temperature, d.alpha)
+
+    return _train_pair(cfg, x_kd, kd_online, k, size, device, "KD student", sees_input=True)
+
+
+def load_teacher(run: RunDir, cfg: RunConfig, k: int) -> torch.nn.Module:
+    from insitu.distill.checkpoint import load_checkpoint
+    from insitu.distill.teacher import ResNetTeacher
+
+    model = ResNetTeacher(cfg.teacher, k)
+    load_checkpoint(run.path("teacher", "teacher.pt"), model, "teacher", {**cfg.teacher.model_dump(mode="json"),
+                                                                           "classes": k})
+    return model.eval()
+
+
+def run(cfg: RunConfig, run: RunDir) -> StepResult:
+    data = data_step.load(run)
+    device = resolve_device(cfg.device)
+    k, size = len(data.class_names), data.image_size
+    with np.load(run.path("teacher", "soft_labels.npz")) as z:
+        soft_train, soft_pool = z["train"], z["pool"]
+    mode, why = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
+    log.info("distillation: %s (%s)", mode, why)
+    teacher = load_teacher(run, cfg, k) if cfg.distill.teacher_view == "online" else None
+    kd_float, kd_quant, kd_steps = train_kd(cfg, data, soft_train, soft_pool, mode, device, teacher)
+    x_kd_len = len(data.train_x) + len(data.pool_x)
 
     # Ablation: same student, seed and split, no teacher; same number of optimisation steps.
     y_lab = torch.from_numpy(data.train_y).to(device)
-    n_rep = int(np.ceil(len(x_kd) / len(data.train_x)))
-    x_ce = np.concatenate([data.train_x] * n_rep)[: len(x_kd)]
-    idx_map = torch.from_numpy(np.tile(np.arange(len(data.train_x)), n_rep)[: len(x_kd)]).to(device)
+    n_rep = int(np.ceil(x_kd_len / len(data.train_x)))
+    x_ce = np.concatenate([data.train_x] * n_rep)[:x_kd_len]
+    idx_map = torch.from_numpy(np.tile(np.arange(len(data.train_x)), n_rep)[:x_kd_len]).to(device)
 
     def ce(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return ce_loss(logits, y_lab[idx_map[idx.to(device)]])

@@ -17,7 +17,6 @@ from insitu.errors import RTLError, ToolError
 from insitu.firmware import estimate, open_flow
 from insitu.firmware.fit import check_fit_from_log
 from insitu.pipeline import StepResult
-from insitu.reports.latency import latency_section
 from insitu.rtl import shell
 from insitu.rundir import RunDir, atomic_replace_dir, atomic_write_json, sha256_file
 from insitu.sim.rtl import pick_simulator
@@ -27,10 +26,10 @@ from insitu.sim.vectors import load_vectors
 TOP = "insitu_shell"
 
 
-def _shell_spec(cfg: RunConfig, design: dict, board, clock_mhz: float) -> shell.ShellSpec:
+def _shell_spec(cfg: RunConfig, design: dict, board) -> shell.ShellSpec:
     return shell.ShellSpec(design["lanes"], design["pixel_bits"], design["height"] * design["width"],
                            design["n_classes"], design["score_type"]["width"], len(board.pins.leds) or 1,
-                           clock_mhz, cfg.firmware.baud, cfg.firmware.trigger_class, cfg.firmware.trigger_us)
+                           board.clock_mhz, cfg.firmware.baud, cfg.firmware.trigger_class, cfg.firmware.trigger_us)
 
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
@@ -50,7 +49,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         clkgen, clock = shell.clkgen_ecp5(board.clock_mhz, cfg.firmware.clock_mhz)
     else:
         clkgen, clock = shell.clkgen_passthrough(), board.clock_mhz
-    spec = _shell_spec(cfg, design, board, clock)
+    spec = _shell_spec(cfg, design, board)
     (staging / "verilog" / "insitu_shell.v").write_text(shell.generate(spec))
     (staging / "verilog" / "insitu_clkgen.v").write_text(clkgen)
     verilog = sorted((staging / "verilog").glob("*.v"))
@@ -60,11 +59,11 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
                                                           "score_bytes": spec.score_bytes}}
     # the whole shell in simulation: UART bytes in, answer and trigger out (a fast baud, same logic)
     if cfg.firmware.shell_sim_images:
-        fast = shell.ShellSpec(**{**spec.__dict__, "baud": max(1, round(clock * 1e6 / 8))})
+        fast = shell.ShellSpec(**{**spec.__dict__, "baud": max(1, round(board.clock_mhz * 1e6 / 5))})
         vec = load_vectors(vec_path)
         n = min(cfg.firmware.shell_sim_images, len(vec.images))
         sim = simulate_shell(core_files, fast, vec_path, vec.expected, n, staging / "shell_sim",
-                             pick_simulator(cfg.rtl.simulator), cfg.rtl.timeout_s)
+                             pick_simulator(cfg.rtl.simulator), cfg.rtl.timeout_s, core_mhz=clock)
         summary["shell_sim"] = sim.to_dict()
         shutil.rmtree(staging / "shell_sim", ignore_errors=True)
         shutil.rmtree(staging / "shell_sim_src", ignore_errors=True)
@@ -76,6 +75,12 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         except ToolError:
             check_fit_from_log(staging / "build" / "nextpnr.log", board, design["lanes"])
             raise
+        asked = clock
+        if cfg.firmware.pll == "fastest" and board.flow == "open-ecp5":
+            res, setting = open_flow.retune_pll(res, board, staging / "build", TOP, cfg.firmware.timeout_s)
+            clkgen, clock = shell.clkgen_ecp5(board.clock_mhz, setting.mhz, at_most=True)
+            (staging / "verilog" / "insitu_clkgen.v").write_text(clkgen)  # what the bitstream holds
+            summary["clock_mhz"] = round(clock, 4)
         bit = staging / res.bitstream.name
         shutil.copy(res.bitstream, bit)
         rep = res.report
@@ -85,7 +90,11 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
                            "available": rep.available,
                            "percent": {k: round(rep.percent(k), 2) for k in ("lut", "ff", "dsp", "bram")},
                            "bitstream": bit.name, "bitstream_sha256": res.bitstream_sha256,
-                           "seconds": res.seconds, "seed": cfg.firmware.seed, "router": cfg.firmware.router}
+                           "seconds": res.seconds, "seed": cfg.firmware.seed, "router": cfg.firmware.router,
+                           "clock_mhz": round(clock, 4), "pll": {"mode": cfg.firmware.pll, "asked_mhz": round(asked, 4),
+                                                                 "bitstream_mhz": round(clock, 4)},
+                           "clocks": {n: {"achieved_mhz": round(a, 2), "constraint_mhz": round(c, 4)}
+                                      for n, (a, c) in rep.clocks.items()}}
         tools = dict(res.tools)
         shutil.copy(staging / "build" / f"{TOP}.{'lpf' if board.flow == 'open-ecp5' else 'pcf'}", staging)
     elif board.flow in ("estimate", "vivado"):
@@ -98,10 +107,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         tools = {"yosys": est.tool}
     else:  # pragma: no cover - Flow is a closed Literal
         raise RTLError(f"unknown flow {board.flow}", "")
-    rtl_sim = json.loads(run.path("rtl", "rtl_sim.json").read_text())
     summary["lanes"] = design["lanes"]
-    summary["rtl"] = rtl_sim
-    summary["latency_us"] = latency_section(rtl_sim, summary["impl"], clock)
     shutil.copy(vec_path, staging / "vectors.npz")
     atomic_write_json(staging / "impl.json", summary)
     files = sorted(p for p in staging.rglob("*") if p.is_file())

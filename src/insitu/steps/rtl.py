@@ -1,9 +1,10 @@
-"""Step `rtl`: Verilog of the streaming core from the IR, simulated (cocotb + Verilator or Icarus) on the
-test vectors and compared bit for bit with the reference. Built in a staging folder, moved into place
-only when every simulated image matched."""
+"""Steps `rtl` (Verilog of the core from the IR) and `rtlsim` (its simulation, bit for bit against the
+reference). Two steps, so that the simulation, the C simulation and place and route (which needs the Verilog,
+not its simulation) run at the same time."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from insitu.config import RunConfig
@@ -19,9 +20,8 @@ ICARUS_DEFAULT_VECTORS = 1000
 
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
+    """Step `rtl`: the Verilog and design.json, built in a staging folder and moved into place whole."""
     qm = QuantModel.load(run.path("export"))
-    vec_path = run.path("export", "vectors.npz")
-    vec = load_vectors(vec_path)
     staging = run.path(".rtl-staging")
     shutil.rmtree(staging, ignore_errors=True)
     arch = unrolled.architecture_for(qm, cfg.rtl.architecture)
@@ -29,22 +29,34 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
     else:
         design = unrolled.generate(qm, staging / "verilog", cfg.rtl.latency_cutoff)
+    atomic_write_json(staging / "design.json", design.to_dict())
+    final = run.path("rtl")
+    atomic_replace_dir(staging, final)
+    outs = [final / "design.json", *sorted((final / "verilog").glob("*.v"))]
+    return StepResult(outs, {"architecture": arch, "lanes": design.lanes, "beats_per_image": design.beats,
+                             "files": len(design.files)})
+
+
+def run_sim(cfg: RunConfig, run: RunDir) -> StepResult:
+    """Step `rtlsim`: the Verilog simulated (cocotb + Verilator or Icarus) on the test vectors, compared bit for
+    bit with the reference; rtlsim/rtl_sim.json is written only when every simulated image matched."""
+    design = json.loads(run.path("rtl", "design.json").read_text())
+    files = [run.path("rtl", "verilog", f) for f in design["files"]]
+    vec_path = run.path("export", "vectors.npz")
+    vec = load_vectors(vec_path)
     sim = pick_simulator(cfg.rtl.simulator)
     n = cfg.rtl.sim_vectors or (len(vec.images) if sim == "verilator" else ICARUS_DEFAULT_VECTORS)
     n = min(n, len(vec.images))
-    result = simulate(design.files, design.to_dict(), vec_path, vec.expected, staging / "sim", n,
-                      simulator=sim, timeout_s=cfg.rtl.timeout_s)
-    summary = {"rtl": {**result.to_dict(), "simulator": sim, "architecture": arch, "lanes": design.lanes,
-                       "beats_per_image": design.beats, "latency_cutoff": cfg.rtl.latency_cutoff},
-               "design": design.to_dict()}
-    atomic_write_json(staging / "design.json", design.to_dict())
-    atomic_write_json(staging / "rtl_sim.json", summary["rtl"])
-    shutil.rmtree(staging / "sim" / "build", ignore_errors=True)  # simulator objects: large, rebuilt on demand
-    final = run.path("rtl")
-    atomic_replace_dir(staging, final)
-    outs = [final / "design.json", final / "rtl_sim.json", *sorted((final / "verilog").glob("*.v"))]
+    work = run.path(".rtlsim-work")
+    result = simulate(files, design, vec_path, vec.expected, work, n, simulator=sim, timeout_s=cfg.rtl.timeout_s)
+    rtl = {**result.to_dict(), "simulator": sim, "architecture": design.get("architecture"),
+           "lanes": design["lanes"], "beats_per_image": design["beats_per_image"],
+           "latency_cutoff": cfg.rtl.latency_cutoff}
+    shutil.rmtree(work, ignore_errors=True)  # simulator objects: large, rebuilt on demand
+    path = run.path("rtlsim", "rtl_sim.json")
+    atomic_write_json(path, rtl)
     tools = {"iverilog": tool_version("iverilog", "-V")} if sim == "icarus" else {"verilator": _verilator_version()}
-    return StepResult(outs, summary, tools)
+    return StepResult([path], {"rtl": rtl}, tools)
 
 
 def _verilator_version() -> str | None:
