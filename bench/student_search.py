@@ -32,6 +32,11 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "sep16-24-32-bn": ({"arch": "separable", "channels": [16, 24, 32], "batchnorm": True}, {}),
     "sep16-32-64-bn-online": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True},
                               {"teacher_view": "online"}),
+    "sep16-32-64-bn-a8": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True, "act_bits": 8}, {}),
+    "sep16-32-64-bn-w8a8": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True, "weight_bits": 8,
+                             "act_bits": 8}, {}),
+    "sep16-32-64-bn-qat10": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True},
+                             {"qat_epochs": 10}),
     "sep8-16-32-bn-w4a4": ({"arch": "separable", "channels": [8, 16, 32], "batchnorm": True, "weight_bits": 4,
                             "act_bits": 4}, {}),
 }

@@ -41,7 +41,7 @@ class DataConfig(_Strict):
 class TeacherConfig(_Strict):
     width: int = Field(32, ge=4, le=512, description="channels of the first residual stage")
     blocks: list[int] = Field([1, 1, 1], min_length=1, max_length=4, description="residual blocks per stage")
-    epochs: int = Field(15, ge=1, le=1000)
+    epochs: int = Field(40, ge=1, le=1000, description="40: 94.2% on the built-in cells (seed 0) against 92.6% at 15")
     batch_size: int = Field(64, ge=1, le=4096)
     lr: float = Field(2e-3, gt=0, le=1.0)
     weight_decay: float = Field(5e-4, ge=0, le=1.0)
@@ -50,14 +50,14 @@ class TeacherConfig(_Strict):
 
 class StudentConfig(_Strict):
     arch: Literal["plain", "separable"] = Field(
-        "plain", description="plain: a KxK convolution per stage (the paper's); separable: the first stage plain, "
+        "separable", description="plain: a KxK convolution per stage (the paper's); separable: the first stage plain, "
                              "the others a depthwise KxK then a pointwise 1x1 convolution")
     head: Literal["flatten", "gap"] = Field(
         "flatten", description="flatten: a dense layer over every position; gap: global average pooling, then dense")
-    channels: list[int] = Field([16, 16], min_length=1, max_length=6, description="conv filters per stage")
+    channels: list[int] = Field([16, 32, 64], min_length=1, max_length=6, description="conv filters per stage")
     kernel: int = Field(3, ge=1, le=7)
     pool: int = Field(2, ge=1, le=4)
-    batchnorm: bool = Field(False, description="float pre-training with batch normalisation after every convolution, "
+    batchnorm: bool = Field(True, description="float pre-training with batch normalisation after every convolution, "
                                                "folded into the convolutions before QAT (the firmware has none)")
     weight_bits: int = Field(6, ge=2, le=8)
     act_bits: int = Field(6, ge=2, le=8)
@@ -73,7 +73,7 @@ class DistillConfig(_Strict):
     temperature: float = Field(2.0, gt=0, le=50)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
     float_epochs: int = Field(32, ge=0, le=1000, description="float pre-training epochs (the float student)")
-    qat_epochs: int = Field(3, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
+    qat_epochs: int = Field(10, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
     batch_size: int = Field(128, ge=1, le=8192)
     lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
     qat_lr: float = Field(1e-3, gt=0, le=1.0, description="QAT fine-tuning learning rate")
@@ -163,11 +163,11 @@ class RunConfig(_Strict):
 
 #: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes); `paper` is
 #: the published sorter's student (conv 16, pool, conv 16, pool, dense: 5,682 parameters for 2 classes) trained
-#: as insitu trained it before batch normalisation (no batch norm, the same KD and QAT schedule).
+#: with the default recipe (its batch norms fold into the convolutions: the same network in hardware).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"student": {"arch": "plain", "head": "flatten", "channels": [16, 16], "kernel": 3, "pool": 2,
-                          "batchnorm": False, "weight_bits": 6, "act_bits": 6}},
+                          "weight_bits": 6, "act_bits": 6}},
     "tiny": {
         "data": {"n_train": 240, "n_pool": 360, "n_test": 120, "image_size": 24},
         "teacher": {"width": 8, "blocks": [1, 1], "epochs": 2, "batch_size": 32},

@@ -26,7 +26,8 @@ def test_reference_equals_brevitas(bits, calibrated):
 
 
 def test_ir_types_follow_the_quantizers(calibrated):
-    qm = export_quantmodel(calibrated(StudentConfig(channels=[4, 4], weight_bits=5, act_bits=4)), 20, list("abc"))
+    qm = export_quantmodel(calibrated(StudentConfig(arch="plain", channels=[4, 4], weight_bits=5, act_bits=4)), 20,
+                           list("abc"))
     kinds = [l.kind for l in qm.layers]
     assert kinds == ["input", "conv2d", "requant", "maxpool2d", "conv2d", "requant", "maxpool2d", "flatten", "dense"]
     assert qm.layers[0].out_type.hls() == "ap_ufixed<8,0>"
@@ -60,7 +61,7 @@ def test_float_student_is_refused():
 def test_eight_bit_paper_student_with_wide_accumulators(calibrated):
     """8-bit weights and activations into a 1,600-input dense layer: accumulators exceed float32's 24-bit
     mantissa, so only an exact comparison (Brevitas in float64, integer reference) can pass."""
-    m = calibrated(StudentConfig(weight_bits=8, act_bits=8), classes=2, size=48)
+    m = calibrated(StudentConfig(arch="plain", channels=[16, 16], weight_bits=8, act_bits=8), classes=2, size=48)
     qm = export_quantmodel(m, 48, ["B", "T"])
     assert qm.n_params() == 5682 and qm.output_type.width > 24
     images = np.random.default_rng(5).integers(0, 256, (100, 48, 48), dtype=np.uint8)

@@ -1,19 +1,46 @@
 import pytest
 import torch
 
-from insitu.config import StudentConfig
-from insitu.distill.student import build_student, load_float_into_quant, weight_params
+from insitu.config import StudentConfig, build_config
+from insitu.distill.student import build_student, fold_batchnorm, load_float_into_quant, weight_params
 from insitu.errors import ConfigError
 
 
+PAPER = build_config("paper").student
+
+
 def test_paper_student_has_exactly_5682_parameters_in_two_class_mode():
-    for quantized in (False, True):
-        assert weight_params(build_student(StudentConfig(), 2, 48, quantized)) == 5682
+    assert weight_params(build_student(PAPER, 2, 48, True)) == 5682
+    assert weight_params(fold_batchnorm(build_student(PAPER, 2, 48, False))) == 5682  # batch norms fold away
 
 
-def test_three_class_student():
+def test_three_class_students():
     # 160 + 2320 + (1600*3 + 3)
-    assert weight_params(build_student(StudentConfig(), 3, 48, True)) == 7283
+    assert weight_params(build_student(PAPER, 3, 48, True)) == 7283
+    # the default: conv 3x3 1->16, depthwise 3x3 + pointwise 16->32, depthwise 3x3 + pointwise 32->64, dense 1024->3
+    assert weight_params(build_student(StudentConfig(), 3, 48, True)) == 160 + 160 + 544 + 320 + 2112 + 3075
+
+
+def test_batch_norm_folds_exactly_and_loads_into_the_qat_student():
+    torch.manual_seed(0)
+    f = build_student(StudentConfig(channels=[4, 6, 8]), 3, 32, quantized=False)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in f.modules()) == 5
+    f.train()
+    for _ in range(3):  # running statistics away from the identity
+        f(torch.rand(16, 1, 32, 32) * 3)
+    with torch.no_grad():
+        for m in f.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.5, 0.5)
+    f.eval()
+    folded = fold_batchnorm(f)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(8, 1, 32, 32)
+    torch.testing.assert_close(folded(x), f(x), rtol=1e-4, atol=1e-5)
+    q = build_student(StudentConfig(channels=[4, 6, 8]), 3, 32, quantized=True)
+    load_float_into_quant(f, q)
+    assert torch.equal(q.conv0.weight, folded.conv0.weight) and torch.equal(q.dw1.bias, folded.dw1.bias)
 
 
 def test_sizes_are_config():
@@ -28,8 +55,8 @@ def test_image_too_small():
 
 
 def test_float_weights_load_into_quant_student():
-    f = build_student(StudentConfig(), 2, 48, False)
-    q = build_student(StudentConfig(), 2, 48, True)
+    f = build_student(PAPER.model_copy(update={"batchnorm": False}), 2, 48, False)
+    q = build_student(PAPER, 2, 48, True)
     load_float_into_quant(f, q)
     assert torch.equal(q.conv0.weight, f.conv0.weight) and torch.equal(q.fc.bias, f.fc.bias)
 
