@@ -122,8 +122,9 @@ class FirmwareConfig(_Strict):
                                "and the more predictable run time on the cells core; router2 was faster at 2 lanes "
                                "and far slower at 4")
     shell_sim_images: int = Field(2, ge=0, le=1000, description="images sent through the simulated UART shell")
-    dsp: bool = Field(True, description="map multipliers to DSP blocks; false: to LUTs (for cores with more "
-                                        "multipliers than the device has DSPs; narrow products are cheap in LUTs)")
+    dsp: bool | Literal["auto"] = Field(
+        "auto", description="map multipliers to DSP blocks (true) or to LUTs (false; narrow products are cheap in "
+                            "LUTs); auto: DSP blocks when the core's products fit the device's, else LUTs")
     timeout_s: float = Field(3600, gt=0, description="per tool call")
 
 

@@ -32,3 +32,25 @@ def test_a_log_without_overuse_is_not_a_fit_problem(tmp_path):
     ok.write_text("Info: Device utilisation:\nInfo: \t          TRELLIS_IO:      12/    365     3%\n")
     check_fit_from_log(ok, get_board("ulx3s-85f"), lanes=1)
     check_fit_from_log(tmp_path / "missing.log", get_board("ulx3s-85f"), lanes=1)
+
+
+def test_dsp_auto_maps_products_to_luts_only_when_they_do_not_fit():
+    from insitu.firmware.fit import use_dsp
+
+    assert use_dsp("auto", 192, "LFE5U-85F")[0] is False  # the default student's 64 x 3 dense head
+    assert use_dsp("auto", 96, "LFE5U-85F")[0] is True
+    assert use_dsp("auto", 96, "LFE5U-45F")[0] is False
+    assert use_dsp(True, 1000, "LFE5U-12F") == (True, "firmware.dsp=true")
+    assert use_dsp(False, 0, "LFE5U-85F")[0] is False
+    assert "not in the DSP table" in use_dsp("auto", 5, "XC7A100T")[1]
+
+
+def test_streaming_design_counts_its_variable_products(tmp_path):
+    from insitu.ir.synthetic import random_model
+    from insitu.rtl.streaming import generate
+
+    model = random_model(1, size=12)
+    design = generate(model, tmp_path, 2, 2.0)
+    dense = next(layer for layer in reversed(model.layers) if layer.kind == "dense")
+    last_conv = [layer for layer in model.layers if layer.kind == "conv2d"][-1]
+    assert design.to_dict()["multipliers"] == dense.weight.shape[0] * last_conv.weight.shape[0] > 0

@@ -16,6 +16,24 @@ def utilisation(log_text: str) -> dict[str, tuple[int, int]]:
     return {m.group(1).strip(): (int(m.group(2)), int(m.group(3))) for m in _ROW.finditer(log_text)}
 
 
+#: Hard multiplier blocks per device (ECP5 MULT18X18D, iCE40 SB_MAC16).
+DEVICE_DSP = {"LFE5U-12F": 28, "LFE5U-25F": 28, "LFE5U-45F": 72, "LFE5U-85F": 156, "LFE5UM-85F": 156,
+              "LFE5UM5G-85F": 156, "iCE40UP5K": 8}
+
+
+def use_dsp(setting: bool | str, multipliers: int, device: str) -> tuple[bool, str]:
+    """`firmware.dsp` resolved: True/False as asked; "auto": DSP blocks when the core's variable products fit the
+    device's, else LUTs (narrow products are cheap in LUTs). Returns (use, why)."""
+    if setting != "auto":
+        return bool(setting), f"firmware.dsp={str(setting).lower()}"
+    have = DEVICE_DSP.get(device)
+    if have is None:
+        return True, f"auto: {device} not in the DSP table, DSP blocks allowed"
+    if multipliers > have:
+        return False, f"auto: {multipliers} products > {have} DSP blocks of {device}: multipliers in LUTs"
+    return True, f"auto: {multipliers} products fit the {have} DSP blocks of {device}"
+
+
 def check_fit_from_log(log: Path, board: Board, lanes: int) -> None:
     """Raise a clear RTLError if the log shows a resource over 100%; return quietly otherwise."""
     try:

@@ -43,6 +43,7 @@ class StreamDesign:
     pipeline_cycles: int = 0
     architecture: str = "streaming"
     block_lanes: list[int] = field(default_factory=list)  # pixels per clock of each convolution block
+    multipliers: int = 0  # variable products (the flatten + dense head's); da4ml kernels have none
 
     @property
     def beats(self) -> int:
@@ -52,7 +53,8 @@ class StreamDesign:
         return {"architecture": self.architecture, "top": self.top, "lanes": self.lanes, "pixel_bits": self.pixel_bits,
                 "height": self.height, "width": self.width, "beats_per_image": self.beats,
                 "n_classes": self.n_classes, "score_type": self.score_type.to_dict(),
-                "files": [p.name for p in self.files], "kernels": self.kernels, "block_lanes": self.block_lanes}
+                "files": [p.name for p in self.files], "kernels": self.kernels, "block_lanes": self.block_lanes,
+                "multipliers": self.multipliers}
 
 
 def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float, top: str = "insitu_core") -> StreamDesign:
@@ -77,6 +79,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
         latency += spec.latency
     dense: Dense = tail[1]
     rq = (tail[2].relu, tail[2].out_type) if len(tail) == 3 else None
+    multipliers = 0
     if isinstance(tail[0], (GlobalAvgPool, GlobalMaxPool)):
         dtext, score_t, k, tail_latency = gap_stream.generate("dense", tail[0], dense, (fh, fw), fc, feat_t,
                                                               feat_t.frac, rq, kdir, latency_cutoff)
@@ -87,6 +90,7 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
                                                FixedType(feat_t.signed, feat_t.width, 0), dense.weight_type,
                                                dense.out_type.frac, rq)
         latency += 4
+        multipliers = fc * dense.weight.shape[0]
     text.append(dtext)
     n_out = dense.weight.shape[0]
     pb = model.input.out_type.width
@@ -96,4 +100,5 @@ def generate(model: QuantModel, out_dir: Path, lanes: int, latency_cutoff: float
     (out_dir / f"{top}.v").write_text("`timescale 1ns/1ps\n" + "\n".join(text))
     files += [f for k in kernels for f in k.files]
     return StreamDesign(top, lanes, pb, h, w, n_out, score_t, files, [k.to_dict() for k in kernels], latency,
-                        block_lanes=[n.spec.lanes for n in nodes if isinstance(n, stream_plan.Block)])
+                        block_lanes=[n.spec.lanes for n in nodes if isinstance(n, stream_plan.Block)],
+                        multipliers=multipliers)

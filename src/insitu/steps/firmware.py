@@ -15,7 +15,7 @@ from insitu.boards import get_board
 from insitu.config import RunConfig
 from insitu.errors import RTLError, ToolError
 from insitu.firmware import estimate, open_flow
-from insitu.firmware.fit import check_fit_from_log
+from insitu.firmware.fit import check_fit_from_log, use_dsp
 from insitu.pipeline import StepResult
 from insitu.rtl import shell
 from insitu.rundir import RunDir, atomic_replace_dir, atomic_write_json, sha256_file
@@ -68,10 +68,12 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         shutil.rmtree(staging / "shell_sim", ignore_errors=True)
         shutil.rmtree(staging / "shell_sim_src", ignore_errors=True)
     tools: dict = {}
+    dsp, dsp_why = use_dsp(cfg.firmware.dsp, design.get("multipliers", 0), board.device)
+    summary["dsp_mapping"] = {"dsp": dsp, "why": dsp_why}
     if board.flow in ("open-ecp5", "open-ice40"):
         try:
             res = open_flow.build(board, verilog, TOP, staging / "build", clock, cfg.firmware.seed,
-                                  cfg.firmware.timeout_s, router=cfg.firmware.router, dsp=cfg.firmware.dsp)
+                                  cfg.firmware.timeout_s, router=cfg.firmware.router, dsp=dsp)
         except ToolError:
             check_fit_from_log(staging / "build" / "nextpnr.log", board, design["lanes"])
             raise
