@@ -23,6 +23,7 @@ from rich.table import Table
 
 from insitu.boards import get_board
 from insitu.firmware import open_flow
+from insitu.firmware.fit import use_dsp
 from insitu.ir.model import QuantModel
 from insitu.reports.latency import latency_section
 from insitu.rtl import shell, streaming
@@ -64,7 +65,8 @@ def sweep_one(qm: QuantModel, vec_path: Path, lanes: int, board_name: str, clock
     (work / "insitu_clkgen.v").write_text(clkgen)
     files = [work / "insitu_shell.v", work / "insitu_clkgen.v", shell.uart_file(), *design.files]
     t0 = time.monotonic()
-    res = open_flow.build(board, files, "insitu_shell", work / "build", clock, 1, 3600, router=router)
+    dsp, _ = use_dsp("auto", design.multipliers, board.device)
+    res = open_flow.build(board, files, "insitu_shell", work / "build", clock, 1, 3600, router=router, dsp=dsp)
     if board.flow == "open-ecp5":  # the bitstream's clock: the fastest PLL setting the routed design meets
         res, setting = open_flow.retune_pll(res, board, work / "build", "insitu_shell", 3600)
         clock = setting.mhz
