@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from insitu import cancel
 from insitu.config import RunConfig
 from insitu.rundir import RunDir, atomic_write_json
 from insitu.toolexec import stop_all_tools
@@ -68,33 +69,36 @@ def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[s
               stop_after: str | None = None, jobs: int = 3) -> dict[str, float]:
     """Run `stop_after` and the steps it needs (all steps by default), skipping intact ones unless forced.
 
-    Steps whose dependencies are done run at the same time, up to `jobs`: one in this thread, the others in
-    worker threads (the steps that overlap wait on external tools: the C simulation, the RTL simulator, place
-    and route). A step that is alone (the training steps) runs in this thread, so Ctrl-C interrupts it at once;
-    on Ctrl-C the tools of the other running steps are stopped. The manifest is written by this thread only.
-    A failing step stops what depends on it; the steps already running finish and are recorded before the
-    first error is raised. Returns seconds per step."""
+    Steps whose dependencies are done run at the same time, up to `jobs`, in worker threads (the steps that
+    overlap wait on external tools: the C simulation, the RTL simulator, place and route); this thread only
+    schedules them and writes the manifest. On Ctrl-C it requests cancellation (training loops stop at their
+    next step) and stops the running tools, so the run ends at once. A failing step stops what depends on it;
+    the steps already running finish and are recorded before the first error is raised. Returns seconds per
+    step (each measured in its own thread)."""
     save_config(cfg, run)
+    cancel.clear()
     todo = needed(steps, stop_after)
     names = {s.name for s in todo}
     seconds: dict[str, float] = {}
     failed: list[tuple[Step, BaseException]] = []
-    running: dict[Future, tuple[Step, str, float]] = {}
+    running: dict[Future, tuple[Step, str]] = {}
 
-    def finish(step: Step, key: str, t0: float, result: StepResult) -> None:
-        dt = time.monotonic() - t0
-        run.record_stage(step.name, key, dt, result.outputs, result.summary, result.tools)
-        seconds[step.name] = run.manifest()["stages"][step.name]["seconds"]
-        log.info("step %-8s done in %.1f s", step.name, dt)
+    def timed(step: Step) -> tuple[StepResult, float]:
+        t0 = time.monotonic()
+        return step.func(cfg, run), time.monotonic() - t0
 
     def collect(futures) -> None:
         for fut in futures:
-            step, key, t0 = running.pop(fut)
+            step, key = running.pop(fut)
             try:
-                finish(step, key, t0, fut.result())
+                result, dt = fut.result()
             except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
                 log.error("step %s failed: %s", step.name, exc)
                 failed.append((step, exc))
+                continue
+            run.record_stage(step.name, key, dt, result.outputs, result.summary, result.tools)
+            seconds[step.name] = run.manifest()["stages"][step.name]["seconds"]
+            log.info("step %-8s done in %.1f s", step.name, dt)
 
     def launchable() -> list[tuple[Step, str]]:
         """Ready steps that must run (intact ones are resumed here); drops steps behind a failure."""
@@ -117,43 +121,33 @@ def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[s
             out.append((step, key))
         return out
 
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs - 1), thread_name_prefix="step")
+    jobs = max(1, jobs)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step")
     try:
         while todo or running:
             ready = launchable() if not _real(failed) else []
-            todo[:0] = [s for s, _ in ready[max(1, jobs) - len(running):]]  # over the limit: later
-            ready = ready[:max(0, max(1, jobs) - len(running))]
-            for step, key in ready:
+            todo[:0] = [s for s, _ in ready[jobs - len(running):]]  # over the limit: later, in list order
+            for step, key in ready[:jobs - len(running)]:
                 log.info("step %-8s running: %s", step.name, step.doc)
                 run.forget_stage(step.name)
-            inline = ready[0] if ready else None
-            for step, key in ready[1:]:
-                running[pool.submit(step.func, cfg, run)] = (step, key, time.monotonic())
-            if inline is not None:
-                step, key = inline
-                t0 = time.monotonic()
-                try:
-                    result = step.func(cfg, run)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
-                    log.error("step %s failed: %s", step.name, exc)
-                    failed.append((step, exc))
-                else:
-                    finish(step, key, t0, result)
-                collect([f for f in list(running) if f.done()])
-            elif running:
-                collect(wait(running, return_when=FIRST_COMPLETED)[0])
+                running[pool.submit(timed, step)] = (step, key)
+            if running:
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)  # short: Ctrl-C lands here
+                for fut in done:
+                    if isinstance(fut.exception(), KeyboardInterrupt):
+                        raise KeyboardInterrupt
+                collect(done)
             elif todo and not _real(failed):
                 raise RuntimeError(f"steps {[s.name for s in todo]} wait on steps that are not run")
             else:
                 break
     except KeyboardInterrupt:
-        active = [s.name for s, _, _ in running.values()]
-        stop_all_tools()  # the other steps' tools; their threads then end at once
+        active = [s.name for s, _ in running.values()]
+        cancel.request()
+        stop_all_tools()  # the running steps' tools; their threads then end at once
         pool.shutdown(wait=True, cancel_futures=True)
-        log.error("interrupted%s; finished steps are kept: run the same command to resume",
-                  f" (also stopped: {', '.join(active)})" if active else "")
+        log.error("interrupted during %s; finished steps are kept: run the same command to resume",
+                  ", ".join(active) or "-")
         raise
     pool.shutdown(wait=True)
     real = _real(failed)

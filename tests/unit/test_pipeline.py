@@ -130,3 +130,28 @@ def test_stop_after_runs_only_what_the_target_needs(tmp_path):
     calls = []
     run_steps(_diamond(calls), build_config("tiny"), RunDir(tmp_path), stop_after="left")
     assert calls == ["root", "left"]
+
+
+def test_ctrl_c_cancels_a_training_loop_running_in_a_worker_thread(tmp_path):
+    import _thread
+    import threading
+    import time
+
+    from insitu import cancel
+
+    stopped = []
+
+    def slow(cfg, run):
+        try:
+            while True:  # what fit() does between optimisation steps
+                cancel.check()
+                time.sleep(0.01)
+        finally:
+            stopped.append(time.monotonic())
+
+    steps = [Step("slow", slow, (), (), "")]
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(steps, build_config("tiny"), RunDir(tmp_path))
+    assert stopped and stopped[0] - t0 < 5 and "slow" not in RunDir(tmp_path).manifest()["stages"]

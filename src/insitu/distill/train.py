@@ -18,6 +18,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
+from insitu import cancel
 from insitu.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, devi
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(desc, total=spec.steps, loss=float("nan"))
         while step < spec.steps:
+            cancel.check()
             if pos + spec.batch_size > n and pos > 0:
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos:pos + spec.batch_size]
