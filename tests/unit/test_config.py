@@ -6,7 +6,7 @@ from insitu.errors import ConfigError
 
 def test_default_paper_and_tiny_presets():
     d = build_config().student
-    assert d.arch == "separable" and d.channels == [16, 32, 64] and d.batchnorm
+    assert d.arch == "separable" and d.channels == [16, 32, 48] and d.batchnorm
     p = build_config("paper").student
     assert p.arch == "plain" and p.channels == [16, 16] and p.head == "flatten"
     assert build_config("tiny").data.n_train < build_config().data.n_train

@@ -17,8 +17,8 @@ def test_paper_student_has_exactly_5682_parameters_in_two_class_mode():
 def test_three_class_students():
     # 160 + 2320 + (1600*3 + 3)
     assert weight_params(build_student(PAPER, 3, 48, True)) == 7283
-    # the default: conv 3x3 1->16, depthwise 3x3 + pointwise 16->32, depthwise 3x3 + pointwise 32->64, dense 1024->3
-    assert weight_params(build_student(StudentConfig(), 3, 48, True)) == 160 + 160 + 544 + 320 + 2112 + 3075
+    # the default: conv 3x3 1->16, depthwise 3x3 + pointwise 16->32, depthwise 3x3 + pointwise 32->48, dense 768->3
+    assert weight_params(build_student(StudentConfig(), 3, 48, True)) == 160 + 160 + 544 + 320 + 1584 + 2307
 
 
 def test_batch_norm_folds_exactly_and_loads_into_the_qat_student():
