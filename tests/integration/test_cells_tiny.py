@@ -66,6 +66,8 @@ def test_tiny_run_ends_with_a_bitstream_and_a_latency_report(tiny_run):
     assert lat["clock"] == "bitstream" and impl["pll"]["mode"] == "fastest" and impl["timing_met"]
     clock = lat["clock_mhz"]
     assert clock == impl["clock_mhz"] <= impl["fmax_mhz"] and lat["at_fmax"]["mhz"] == impl["fmax_mhz"]
+    core = impl["clocks"]["$glbnet$u_clk.clk"]  # the core clock, named; the oscillator's is judged at 25 MHz
+    assert core["achieved_mhz"] == impl["fmax_mhz"] and core["constraint_mhz"] == pytest.approx(clock, abs=1e-3)
     legal = [s[3] for s in ecp5_pll_settings(25.0)]
     assert clock == pytest.approx(max(f for f in legal if f <= impl["fmax_mhz"]), abs=1e-3)
     assert lat["first_pixel_to_decision"] == pytest.approx(rtl["latency_cycles_first_to_valid"] / clock, abs=1e-3)

@@ -54,14 +54,16 @@ def test_patch_refuses_a_design_without_exactly_one_pll(tmp_path):
 
 
 def test_report_picks_the_core_clock_and_judges_every_clock(tmp_path):
-    doc = {"fmax": {"$glbnet$clk": {"achieved": 210.0, "constraint": 25.0},
-                    "$glbnet$cclk": {"achieved": 73.1, "constraint": 50.0}},
+    # the net names of a real shell build: the oscillator's input buffer and the clock generator's output; the
+    # oscillator domain is the slower one here, so "the slowest clock" would be the wrong one
+    doc = {"fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 57.95, "constraint": 25.0},
+                    "$glbnet$u_clk.clk": {"achieved": 73.1, "constraint": 50.0}},
            "utilization": {"TRELLIS_COMB": {"used": 10, "available": 100}}}
     (tmp_path / "r.json").write_text(json.dumps(doc))
     rep = parse_report(tmp_path / "r.json")
-    assert rep.core_clock == "$glbnet$cclk" and rep.fmax_mhz == 73.1 and rep.timing_met
+    assert rep.core_clock == "$glbnet$u_clk.clk" and rep.fmax_mhz == 73.1 and rep.timing_met
     assert rep.with_core_target(72.9).timing_met and not rep.with_core_target(75.0).timing_met
-    doc["fmax"]["$glbnet$clk"]["achieved"] = 20.0  # the oscillator domain fails: the design fails
+    doc["fmax"]["$glbnet$clk$TRELLIS_IO_IN"]["achieved"] = 20.0  # the oscillator domain fails: the design fails
     (tmp_path / "r.json").write_text(json.dumps(doc))
     assert not parse_report(tmp_path / "r.json").timing_met
 

@@ -40,8 +40,13 @@ class PnrReport:
         return 100.0 * self.used.get(resource, 0) / avail if avail else 0.0
 
 
-def parse_report(path: Path, core_clock: str = "cclk") -> PnrReport:
-    """`core_clock`: the net name (after nextpnr's `$glbnet$` prefix) of the clock the latency is counted in."""
+#: Net names of the core clock after Yosys flattens the shell: the clock generator's output, or the shell's wire.
+CORE_CLOCK_NETS = ("u_clk.clk", "cclk")
+
+
+def parse_report(path: Path, core_clock: tuple[str, ...] = CORE_CLOCK_NETS) -> PnrReport:
+    """`core_clock`: net names (after nextpnr's `$glbnet$` prefix) of the clock the latency is counted in; with
+    none of them in the report (a design with one clock), the slowest clock."""
     try:
         doc = json.loads(Path(path).read_text())
         fmax = doc["fmax"]
@@ -51,7 +56,7 @@ def parse_report(path: Path, core_clock: str = "cclk") -> PnrReport:
     if not fmax:
         raise ToolError(f"nextpnr report {path} has no clock", "the design has no constrained clock")
     clocks = {n: (float(c["achieved"]), float(c["constraint"])) for n, c in fmax.items()}
-    named = [n for n in clocks if n.split("$")[-1] == core_clock]
+    named = [n for n in clocks if n.removeprefix("$glbnet$") in core_clock]
     core = named[0] if named else min(clocks, key=lambda n: clocks[n][0])
     used, avail = {}, {}
     for name, cells in RESOURCES.items():
