@@ -41,3 +41,7 @@ class MismatchError(InsituError):
 
 class RTLError(InsituError):
     """The RTL generator cannot build this model or these parameters."""
+
+
+class ModelImportError(InsituError):
+    """A user's model file cannot be read, or holds something the IR cannot describe exactly."""
