@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from insitu.config_compile import COMPILE_PRESETS, CompileConfig
 from insitu.config_lidar import LIDAR_PRESETS, LidarConfig
 from insitu.errors import ConfigError
 
@@ -131,7 +132,7 @@ class FirmwareConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    app: Literal["cells", "lidar"] = "cells"
+    app: Literal["cells", "lidar", "compile"] = "cells"
     preset: str = "default"
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -144,6 +145,7 @@ class RunConfig(_Strict):
     rtl: RTLConfig = RTLConfig()
     firmware: FirmwareConfig = FirmwareConfig()
     lidar: LidarConfig = LidarConfig()
+    compile: CompileConfig = CompileConfig()
 
     @model_validator(mode="after")
     def _paths_for_sources(self) -> RunConfig:
@@ -221,7 +223,8 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-APP_PRESETS: dict[str, dict[str, dict[str, Any]]] = {"cells": PRESETS, "lidar": LIDAR_PRESETS}
+APP_PRESETS: dict[str, dict[str, dict[str, Any]]] = {"cells": PRESETS, "lidar": LIDAR_PRESETS,
+                                                     "compile": COMPILE_PRESETS}
 
 
 def build_config(preset: str = "default", overrides: dict[str, Any] | None = None, app: str = "cells") -> RunConfig:

@@ -15,11 +15,10 @@ _FIX_EXPORT = ("export the model again (Brevitas: brevitas.export.export_qonnx(m
                "export_path='model.onnx'); HGQ2 / qonnx converters write QONNX too)")
 
 
-def load_proto(path: Path):
+def _parse(path: Path):
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
     if not path.is_file():
         raise ModelImportError(f"model file {path} does not exist", "pass the path of a .onnx file")
     head = path.read_bytes()[:64]
@@ -32,6 +31,27 @@ def load_proto(path: Path):
                                _FIX_EXPORT) from None
     if not proto.graph.node:
         raise ModelImportError(f"{path} parsed, but holds no graph (not an ONNX model, or cut short)", _FIX_EXPORT)
+    return proto
+
+
+def load_proto_header(path: Path) -> list[Path]:
+    """The external-data files the model names (checked to exist), without reading them."""
+    proto = _parse(Path(path))
+    missing = _missing_external(proto, Path(path).parent)
+    if missing:
+        raise ModelImportError(f"{path} keeps its weights in an external file that is missing: {missing}",
+                               f"put {missing} beside the model (Brevitas' dynamo exporter writes it next to "
+                               "the .onnx), or export with the weights inside")
+    from onnx.external_data_helper import uses_external_data
+
+    locs = {next(e.value for e in t.external_data if e.key == "location")
+            for t in proto.graph.initializer if uses_external_data(t)}
+    return [Path(path).parent / loc for loc in sorted(locs)]
+
+
+def load_proto(path: Path):
+    path = Path(path)
+    proto = _parse(path)
     missing = _missing_external(proto, path.parent)
     if missing:
         raise ModelImportError(f"{path} keeps its weights in an external file that is missing: {missing}",
@@ -53,6 +73,9 @@ def _missing_external(proto, base: Path) -> str | None:
     for t in proto.graph.initializer:
         if uses_external_data(t):
             loc = next((e.value for e in t.external_data if e.key == "location"), None)
+            if loc is not None and (Path(loc).is_absolute() or ".." in Path(loc).parts):
+                raise ModelImportError(f"the model's external data location {loc!r} points outside its folder",
+                                       "keep the .onnx.data file beside the model, named relatively")
             if loc is None or not (base / loc).is_file():
                 return loc or "(unnamed)"
     return None

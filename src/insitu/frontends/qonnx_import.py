@@ -23,6 +23,7 @@ from insitu.ir import graph
 from insitu.ir.fixed import FixedType
 from insitu.ir.layers import Layer
 from insitu.ir.model import QuantModel
+from insitu.ir.simplify import simplify
 
 SUPPORT_DOC = "docs/frontends.md"
 
@@ -54,7 +55,8 @@ class Walk:
     # --- naming, types ------------------------------------------------------------------------------------
     def new_name(self, node, suffix: str = "") -> str:
         self.count += 1
-        base = "".join(c if c.isalnum() or c == "_" else "_" for c in (node.name or node.op_type))
+        base = "".join(c if c.isalnum() or c == "_" else "_" for c in (node.name or node.op_type)).lower()
+        base = base if base[:1].isalpha() else f"n_{base}"  # hls4ml lower-cases names; Verilog needs a letter
         return f"{base}{suffix}" if not any(l.name == f"{base}{suffix}" for l in self.layers) else \
             f"{base}{suffix}_{self.count}"
 
@@ -152,6 +154,4 @@ def from_qonnx(path: str | Path, class_names: list[str] | None = None) -> QuantM
     names = class_names or [f"out{i}" for i in range(n_out)]
     meta = {"source": {"format": "qonnx", "file": path.name},
             "input_quant": walk.input_quant.to_dict() if walk.input_quant else None}
-    qm = QuantModel(list(walk.layers), names, meta)
-    qm.validate()
-    return qm
+    return simplify(QuantModel(list(walk.layers), names, meta))

@@ -27,8 +27,11 @@ class Vectors:
         return Vectors(self.images[:n], self.labels[:n], self.expected[:n], self.output_frac)
 
 
-def save_vectors(path: Path, images: np.ndarray, labels: np.ndarray, expected: np.ndarray, frac: int) -> Path:
-    atomic_savez(path, images=images, labels=labels, expected=expected, output_frac=np.asarray(frac))
+def save_vectors(path: Path, images: np.ndarray, labels: np.ndarray, expected: np.ndarray, frac: int,
+                 **extra: np.ndarray) -> Path:
+    """`extra` arrays ride along (`insitu compile` keeps `x`, the inputs as given, and `y`, the reference outputs
+    in the model's units); the backends read only images / labels / expected."""
+    atomic_savez(path, images=images, labels=labels, expected=expected, output_frac=np.asarray(frac), **extra)
     return path
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from insitu.pipeline import Step
-from insitu.steps import (data, distill, export, firmware, hls, lidar_data, lidar_report, lidar_streams, lidar_student,
-                          report, rtl, teacher)
+from insitu.steps import (compile, compile_report, data, distill, export, firmware, hls, lidar_data, lidar_report,
+                          lidar_streams, lidar_student, report, rtl, teacher)
 
 CELLS_STEPS: list[Step] = [
     Step("data", data.run, ("data",), (), "prepare the train / pool / test split"),
@@ -40,5 +40,18 @@ LIDAR_STEPS: list[Step] = [
          "report.json, report.md, ROC and bird's-eye plots"),
 ]
 
-APP_STEPS: dict[str, list[Step]] = {"cells": CELLS_STEPS, "lidar": LIDAR_STEPS}
+COMPILE_STEPS: list[Step] = [
+    Step("import", compile.run_import, ("compile",), (), "the model file -> QuantModel IR; inputs -> codes, reference"),
+    Step("check", compile.run_check, ("compile",), ("import",),
+         "IR reference == the source framework's execution, bit for bit, on every input"),
+    Step("hls", hls.run, ("hls",), ("import", "check"), "hls4ml project and bit-exact C simulation"),
+    Step("rtl", rtl.run, ("rtl",), ("import", "check"), "Verilog of the core (streaming or unrolled)"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("import", "rtl"), "RTL simulation, bit-exact with the reference"),
+    Step("firmware", firmware.run, ("rtl", "firmware"), ("import", "rtl"),
+         "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+    Step("report", compile_report.run, ("firmware",), ("import", "check", "hls", "rtl", "rtlsim", "firmware"),
+         "report.json and report.md"),
+]
+
+APP_STEPS: dict[str, list[Step]] = {"cells": CELLS_STEPS, "lidar": LIDAR_STEPS, "compile": COMPILE_STEPS}
 STEP_NAMES = [s.name for s in CELLS_STEPS]
