@@ -268,6 +268,39 @@ def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help
         _fail(exc)
 
 
+@app.command("compile")
+def compile_(model: Annotated[Path, typer.Argument(metavar="MODEL", help="QONNX .onnx file (Brevitas, qonnx, HGQ2)")],
+             out: Annotated[Path, typer.Option("--out", help="run directory (resumable)")],
+             inputs: Annotated[Optional[Path], typer.Option(help=".npz with key x: inputs as the framework takes "
+                                                                 "them (default: seeded random inputs)")] = None,
+             board: Annotated[Optional[str], typer.Option(help="build a bitstream for this board")] = None,
+             lanes: Annotated[Optional[int], typer.Option(help="input values per clock (rtl.lanes)")] = None,
+             fmt: Annotated[str, typer.Option("--format", help="auto or qonnx")] = "auto",
+             seed: int = 0, set_: Sets = None, verbose: bool = False) -> None:
+    """Your quantized model to an hls4ml project, Verilog and (with --board) a bitstream, each proven bit for bit
+    against the model's own framework; exits non-zero on any mismatch (for CI)."""
+    _setup_logging(verbose)
+    try:
+        from insitu.api import compile_config
+        from insitu.reports.compile_md import all_exact
+
+        cfg = compile_config(model, inputs, board, lanes, set_, fmt=fmt, seed=seed)
+        _run(cfg, out, None, frozenset())
+        rep = json.loads((out / "report.json").read_text())
+        for name, r in rep["reference"]["against"].items():
+            console.print(f"reference vs {name}: {r['bit_exact_vectors']} / {r['vectors']} bit-exact")
+        console.print(f"C simulation: {rep['csim']['bit_exact_vectors']} / {rep['csim']['vectors']} bit-exact")
+        if rep.get("rtl"):
+            console.print(f"RTL simulation: {rep['rtl']['bit_exact_vectors']} / {rep['rtl']['vectors']} bit-exact")
+        if rep.get("latency_us") and rep["latency_us"].get("first_pixel_to_decision") is not None:
+            lat = rep["latency_us"]
+            console.print(f"latency: {lat['first_pixel_to_decision']} µs at {lat['clock_mhz']} MHz ({lat['clock']})")
+        if not all_exact(rep):
+            raise typer.Exit(1)
+    except InsituError as exc:
+        _fail(exc)
+
+
 @app.command()
 def version() -> None:
     """Print the insitu version and the versions of the stack it runs on."""

@@ -62,10 +62,7 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| RTL simulation ({rtl['simulator']}, {rtl.get('architecture')}) vs reference | "
                      f"{rtl['vectors']} | {rtl['bit_exact_vectors']} |")
     lines += ["", f"**{'Every stage is bit-exact.' if all_exact(rep) else 'MISMATCH: see the table.'}**", ""]
-    fw = firmware_lines(rep, None)
-    if fw:
-        lines += [line.replace("images", "inputs").replace("pixel", "input beat") if i < 3 else line
-                  for i, line in enumerate(fw)]
+    lines += firmware_lines(rep, None)
     lines += ["", "| step | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in rep["stage_seconds"].items()]
     return "\n".join(lines) + "\n"
