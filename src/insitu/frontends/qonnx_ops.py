@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from insitu.frontends.inputs import InputQuant
+from insitu.frontends.inputs import ROUNDING_FUNCS, InputQuant
 from insitu.frontends.qonnx_import import Act, Const, Walk
 from insitu.ir import graph
 from insitu.ir.fixed import FixedType
@@ -128,18 +128,19 @@ def quant(walk: Walk, node) -> None:
     if fr.size != 1:
         raise walk.refuse(node, "per-channel activation scales are not supported",
                           "quantize activations per tensor (one scale)")
+    if x.ir == "":  # the model's input quantizer: the firmware receives its codes (any rounding; narrow clips)
+        if x.relu:
+            raise walk.refuse(node, "a ReLU on the float input before its quantizer is not supported")
+        if mode.upper() not in ROUNDING_FUNCS:
+            raise walk.refuse(node, f"rounding_mode={mode!r} is not a QONNX rounding mode")
+        walk.input_quant = InputQuant(int(fr[0]), bits, signed, narrow, mode.upper())
+        _out(walk, node, walk.add(Input(walk.new_name(node), tuple(x.shape), FixedType(signed, bits, int(fr[0]))), []))
+        return
     if narrow:
         raise walk.refuse(node, f"narrow=1 on an activation ({'signed' if signed else 'unsigned'}): its range is not "
                                 "a fixed-point type's", "set narrow_range=False on activation quantizers")
     t = FixedType(signed, bits, int(fr[0]), _ir_rounding(walk, node, mode), "SAT")
-    if x.ir == "":  # the model's input quantizer: the firmware receives its codes
-        if x.relu:
-            raise walk.refuse(node, "a ReLU on the float input before its quantizer is not supported")
-        walk.input_quant = InputQuant(int(fr[0]), bits, signed, narrow, mode.upper())
-        name = walk.add(Input(walk.new_name(node), tuple(x.shape), FixedType(signed, bits, int(fr[0]))), [])
-    else:
-        name = walk.add(Requant(walk.new_name(node), x.relu, t), [x.ir])
-    _out(walk, node, name)
+    _out(walk, node, walk.add(Requant(walk.new_name(node), x.relu, t), [x.ir]))
 
 
 def trunc(walk: Walk, node) -> None:

@@ -65,7 +65,7 @@ async def shell_images(dut):
     cocotb.start_soon(_pulses(dut, widths))
     reader = cocotb.start_soon(_receive(dut, nresp * len(images), bit_ps, got))
     for img in images:
-        await _send(dut, img.tobytes(), bit_ps)
+        await _send(dut, (img.astype(np.int64) & 0xFF).astype(np.uint8).tobytes(), bit_ps)  # 8-bit codes
     await cocotb.triggers.with_timeout(reader, bit_ps * 10 * (nresp + 4) * len(images) + 10**9, "ps")
     await Timer(bit_ps * 20, unit="ps")
     np.savez(cfg["out"], answers=np.array(got, np.int64).reshape(len(images), nresp),

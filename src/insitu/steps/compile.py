@@ -58,6 +58,8 @@ def run_import(cfg: RunConfig, run: RunDir) -> StepResult:
     outputs = qm.save(out)
     flat = ref.reshape(len(ref), -1)
     labels = flat.argmax(1) if flat.shape[1] > 1 else np.zeros(len(flat), np.int64)
+    if iq.bits <= 8:  # the codes as the board receives them: one byte each
+        codes = codes.astype(np.int8 if iq.signed else np.uint8)
     outputs.append(save_vectors(out / "vectors.npz", codes, labels, flat, frac, x=x,
                                 y=flat.astype(np.float64) * 2.0 ** -frac))
     layers: dict[str, int] = {}
