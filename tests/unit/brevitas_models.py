@@ -40,7 +40,8 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """Padding, stride, depthwise, max and average pooling, a residual add, global average pooling, a dense."""
+    """Padding, depthwise and pointwise, max pooling, a residual add, average pooling, stride 2, global average
+    pooling, a dense: every block one the streaming core builds."""
 
     def __init__(self, bits: int = 6) -> None:
         super().__init__()
@@ -54,10 +55,12 @@ class CNN(nn.Module):
         self.r2 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
         self.pw = qnn.QuantConv2d(8, 8, 1, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True)
         self.r3 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
-        self.p2 = qnn.TruncAvgPool2d(2)
-        self.c2 = qnn.QuantConv2d(8, 8, 3, stride=2, padding=1, weight_quant=w, bias_quant=Int32Bias,
-                                  return_quant_tensor=True)
+        self.c2 = qnn.QuantConv2d(8, 8, 3, padding=1, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True)
         self.r4 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
+        self.p2 = qnn.TruncAvgPool2d(2)
+        self.c3 = qnn.QuantConv2d(8, 8, 3, stride=2, padding=1, weight_quant=w, bias_quant=Int32Bias,
+                                  return_quant_tensor=True)
+        self.r5 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
         self.gap = qnn.TruncAdaptiveAvgPool2d((1, 1))
         self.q = qnn.QuantIdentity(act_quant=_s(8), return_quant_tensor=True)
         self.fc = qnn.QuantLinear(8, 3, bias=True, weight_quant=w, bias_quant=Int32Bias)
@@ -65,8 +68,9 @@ class CNN(nn.Module):
     def forward(self, x):
         x = self.p1(self.r1(self.c1(self.inp(x))))
         y = self.r1(self.pw(self.r2(self.dw(x))))  # r1 again: the residual operands share their scale
-        x = self.p2(self.r3(x + y))
-        x = self.r4(self.c2(x))
+        x = self.r3(x + y)
+        x = self.p2(self.r4(self.c2(x)))
+        x = self.r5(self.c3(x))
         return self.fc(self.q(self.gap(x)).flatten(1))
 
 
