@@ -5,6 +5,10 @@ points at LymphoMNIST IDX files or another dataset) into runs/bench-accuracy-<ta
 then prints a table of test accuracies: mean and spread over the seeds, and the per-seed numbers.
 
     python bench/accuracy.py [--seeds 0 1 2] [--data PATH] [--preset default] [--set section.field=value ...]
+    python bench/accuracy.py --suite [--set threads=1]   # every row of SUITE, one combined table
+
+The suite's rows share run directories with the single-configuration command (same preset and overrides), so a
+configuration measured once is never trained again.
 """
 
 from __future__ import annotations
@@ -53,13 +57,42 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+#: (label, preset, overrides): the default and the paper's topology, on 3 classes and on the paper's B vs T task
+SUITE = [("default, 3 classes", "default", []), ("paper, 3 classes", "paper", []),
+         ("default, 2 classes (B vs T)", "default", ["data.classes=2"]),
+         ("paper, 2 classes (B vs T)", "paper", ["data.classes=2"])]
+
+
+def _ms(vals: list[float]) -> str:
+    return f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals) if len(vals) > 1 else 0.0:.2f}"
+
+
+def suite(args: argparse.Namespace) -> int:
+    table = Table(title=f"test accuracy (%), built-in data, mean ± std over seeds {args.seeds}")
+    for col in ("configuration", "teacher", "KD float", "KD QAT", "no-KD QAT", "KD gain per seed", "teacher - KD"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for label, preset, sets in SUITE:
+        sub = argparse.Namespace(**{**vars(args), "preset": preset, "set": [*sets, *(args.set or [])]})
+        res = {s: one_seed(s, sub) for s in args.seeds}
+        col = {k: [100 * res[s][k] for s in args.seeds] for k, _ in ROWS}
+        gain = [a - b for a, b in zip(col["kd"], col["nokd"])]
+        gap = [a - b for a, b in zip(col["teacher"], col["kd"])]
+        table.add_row(label, _ms(col["teacher"]), _ms(col["kd_float"]), _ms(col["kd"]), _ms(col["nokd"]),
+                      " ".join(f"{g:+.2f}" for g in gain), f"{statistics.mean(gap):.2f}")
+    Console(width=180).print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--data", default=None)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--set", action="append")
+    ap.add_argument("--suite", action="store_true", help="every configuration of SUITE, one combined table")
     args = ap.parse_args(argv)
+    if args.suite:
+        return suite(args)
     results = {s: one_seed(s, args) for s in args.seeds}
     table = Table(title=f"test accuracy, {args.preset} preset, "
                         f"{'built-in synthetic data' if not args.data else args.data}, seeds {args.seeds}")
