@@ -67,8 +67,10 @@ def _tail(path: Path, lines: int = 25) -> str:
         return ""
 
 
-def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check: bool = True) -> ToolResult:
-    """Run `argv` (argv[0] is a tool name or path) in `cwd`; output goes to `log_path`."""
+def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check: bool = True,
+             env: dict[str, str] | None = None) -> ToolResult:
+    """Run `argv` (argv[0] is a tool name or path) in `cwd`; output goes to `log_path`; `env` is added to the
+    environment."""
     exe = os.path.abspath(argv[0]) if "/" in argv[0] else find_tool(argv[0])  # no resolve(): keeps venvs
     full = [exe, *argv[1:]]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,7 @@ def run_tool(argv: list[str], cwd: Path, log_path: Path, timeout_s: float, check
     with open(log_path, "w") as fh:
         fh.write("$ " + " ".join(full) + "\n")
         fh.flush()
-        proc = _start(full, cwd, fh)
+        proc = _start(full, cwd, fh, env)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
@@ -155,8 +157,9 @@ _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-def _start(argv: list[str], cwd: Path, log_fh) -> subprocess.Popen:
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+def _start(argv: list[str], cwd: Path, log_fh, env: dict[str, str] | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **env} if env else None)
     with _LIVE_LOCK:
         _LIVE.add(proc)
     return proc

@@ -46,13 +46,14 @@ def run_import(cfg: RunConfig, run: RunDir) -> StepResult:
     staging.replace(folder)
     model_path = folder / files[0].name
     qm = fe.load(model_path, cfg.compile.class_names)
-    shape = tuple(qm.input.shape)
+    layout = qm.meta.get("input_layout")  # a channels-last framework: its shape, and the axes into the IR's
+    shape = tuple(layout["shape"]) if layout else tuple(qm.input.shape)
     iq = input_quant(qm)
     if cfg.compile.inputs:
         x, given = load_inputs(cfg.compile.inputs, shape), cfg.compile.inputs
     else:
         x, given = iq.random(cfg.compile.n_random, shape, cfg.seed), f"{cfg.compile.n_random} seeded random inputs"
-    codes, ref = reference_outputs(qm, x)
+    codes, ref = reference_outputs(qm, x.transpose(layout["to_ir"]) if layout else x)
     frac = qm.output_type.frac
     out = run.path("export")
     outputs = qm.save(out)
