@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo demo-lidar test bench clean
+.PHONY: setup qkeras demo demo-lidar test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	# Icarus Verilog (RTL simulation) from Debian when it is missing and we may install system packages.
@@ -19,13 +19,24 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# QKeras models (insitu compile model.h5) are read in an environment of their own: TensorFlow never enters .venv.
+QKERAS_VENV  := .venv-qkeras
+QKERAS_STAMP := $(QKERAS_VENV)/.installed
+$(QKERAS_STAMP): Makefile
+	$(PYTHON) -m venv $(QKERAS_VENV)
+	$(QKERAS_VENV)/bin/python -m pip install -q tensorflow==2.21.0 tf-keras==2.21.0 qkeras==0.9.0 \
+		tensorflow-model-optimization==0.8.1 pyparsing==3.3.3 numpy==2.4.6
+	touch $(QKERAS_STAMP)
+
+qkeras: $(QKERAS_STAMP)
+
 demo: setup
 	$(VENV)/bin/insitu run cells
 
 demo-lidar: setup
 	$(VENV)/bin/insitu run lidar
 
-test: setup
+test: setup qkeras
 	$(PY) -m pytest -q
 
 bench: setup
@@ -33,4 +44,4 @@ bench: setup
 	$(PY) bench/cpu_latency.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(QKERAS_VENV) build src/*.egg-info

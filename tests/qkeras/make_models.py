@@ -1,6 +1,6 @@
 """Builds QKeras test models with seeded random weights and saves them (run in the QKeras environment):
 
-    python tests/qkeras/make_models.py OUT_DIR      # writes OUT_DIR/mlp.h5, OUT_DIR/cnn.h5
+    python tests/qkeras/make_models.py OUT_DIR      # writes OUT_DIR/mlp.h5, cnn.h5 and bn.h5 (not importable)
 """
 
 import os
@@ -46,6 +46,15 @@ def cnn() -> keras.Model:
     return keras.Model(x, y)
 
 
+def with_batchnorm() -> keras.Model:
+    """Not importable: an unfolded batch normalization."""
+    x = keras.Input((6,))
+    h = QActivation("quantized_bits(8, 2)")(x)
+    h = QDense(4, kernel_quantizer="quantized_bits(6, 0)", bias_quantizer="quantized_bits(10, 3)")(h)
+    h = keras.layers.BatchNormalization()(h)
+    return keras.Model(x, QActivation("quantized_bits(8, 2)")(h))
+
+
 def main(out: str) -> None:
     os.makedirs(out, exist_ok=True)
     tf.random.set_seed(0)
@@ -57,6 +66,7 @@ def main(out: str) -> None:
             if ws:
                 layer.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in ws])
         m.save(os.path.join(out, f"{name}.h5"))
+    with_batchnorm().save(os.path.join(out, "bn.h5"))
 
 
 if __name__ == "__main__":

@@ -118,3 +118,20 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(DataError, match="cannot read inputs"):
         load_inputs(tmp_path / "junk.npz", (12,))
+
+
+def test_qkeras_without_its_environment(tmp_path, monkeypatch):
+    from insitu.frontends.qkeras import qkeras_python
+
+    monkeypatch.setenv("INSITU_QKERAS_PYTHON", str(tmp_path / "nothing" / "python"))
+    with pytest.raises(ModelImportError, match="QKeras environment, which is not installed") as err:
+        qkeras_python()
+    assert "make qkeras" in err.value.fix
+    (tmp_path / "m.h5").write_bytes(b"not hdf5 at all")
+    from insitu.frontends import detect_format
+
+    fe = detect_format(tmp_path / "m.h5")
+    with pytest.raises(ModelImportError, match="not an HDF5 file"):
+        fe.files(tmp_path / "m.h5")
+    with pytest.raises(ModelImportError, match="Keras 3 model \\(HGQ2\\): not supported yet"):
+        detect_format(tmp_path / "m.keras")

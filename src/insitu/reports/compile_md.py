@@ -24,7 +24,7 @@ def build(run: RunDir) -> dict[str, Any]:
     rep: dict[str, Any] = {
         "app": "compile",
         "import": {k: imp[k] for k in ("format", "source", "layers", "layer_kinds", "params", "input_shape",
-                                       "input_quant", "output_type", "inputs")},
+                                       "ir_input_shape", "input_quant", "output_type", "inputs")},
         "reference": {"vectors": chk["vectors"], "bit_exact_vectors": chk["bit_exact_vectors"],
                       "against": chk["against"]},
         "csim": {"vectors": hls["csim"]["vectors"], "bit_exact_vectors": hls["csim"]["bit_exact_vectors"],

@@ -68,6 +68,7 @@ def run_import(cfg: RunConfig, run: RunDir) -> StepResult:
         layers[layer.kind] = layers.get(layer.kind, 0) + 1
     summary = {"format": fe.name, "source": str(src), "model_file": model_path.name, "layers": len(qm.layers),
                "layer_kinds": layers, "params": qm.n_params(), "input_shape": list(shape),
+               "ir_input_shape": list(qm.input.shape),
                "input_quant": iq.to_dict(), "output_type": qm.output_type.hls(), "inputs": given, "vectors": len(x)}
     atomic_write_json(out / "import.json", summary)
     outputs.append(out / "import.json")
