@@ -8,8 +8,8 @@ QKeras and the framework-free `insitu.ir` and `insitu.frontends.inputs` modules.
 Layout: Keras is channels-last, the IR channels-first. Convolution kernels are transposed, a Flatten of a
 (H, W, C) map is channel-major in the IR, so the Dense after it gets its weight columns permuted, and the
 inputs are transposed (`meta.input_layout`). The quantizers' forward value is taken with the straight-through
-estimator off (`use_ste=False`): in QKeras' training form x + stop_gradient(xq - x) float32 can differ from xq
-by an ulp when x saturates far outside the range; the inference value is xq, which the hardware computes.
+estimator off (`use_ste=False`): QKeras' form x + stop_gradient(xq - x) could round in float32 when x lies far
+outside the range; the inference value is xq, which the hardware computes.
 """
 
 from __future__ import annotations
