@@ -77,6 +77,23 @@ def test_compile_errors_cli(tmp_path, cnn_file):
     assert r.returncode == 2 and "input 1 holds a NaN or infinite value" in r.stderr
     r = cli("compile", str(cnn_file), "--out", str(tmp_path / "d"), "--set", "compile.n_random=0", check=False)
     assert r.returncode == 2 and "compile.n_random" in r.stderr
+    from tests.unit.test_frontend_errors import _FloatScale, _Sigmoid
+
+    for model, want in ((_Sigmoid, "(Sigmoid): op type 'Sigmoid' is not supported"),
+                        (_FloatScale, "is not a power of two")):
+        path = _export_brevitas(calibrated(model(), (4,), signed=True), (4,), tmp_path / model.__name__ / "m.onnx",
+                                False)
+        r = cli("compile", str(path), "--out", str(tmp_path / f"run-{model.__name__}"), check=False)
+        assert r.returncode == 2 and want in r.stderr and "fix:" in r.stderr
+    ext = tmp_path / "ext" / "m.onnx"
+    ext.parent.mkdir()
+    import onnx
+
+    onnx.save_model(onnx.load(str(cnn_file)), str(ext), save_as_external_data=True, location="m.onnx.data",
+                    size_threshold=0)
+    (ext.parent / "m.onnx.data").unlink()
+    r = cli("compile", str(ext), "--out", str(tmp_path / "e"), check=False)
+    assert r.returncode == 2 and "external file that is missing: m.onnx.data" in r.stderr
 
 
 def test_a_mismatch_fails_with_both_sides(tmp_path, cnn_file, monkeypatch):

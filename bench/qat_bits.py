@@ -1,0 +1,110 @@
+"""Bit widths after float training: QAT of a run's float KD student at several (weight, activation) widths,
+each with its test accuracy and its 4-lane core's Yosys cost, so that bits can be traded for LUTs.
+
+Every variant starts from the same float student (the run's student/kd_float.pt) and runs the distill step's own
+QAT (same KD loss, soft labels, schedule and seed); only the bit widths differ. Rows are appended to a JSON-lines
+file and skipped when already there (resumable).
+
+    python bench/qat_bits.py --runs runs/A runs/B [--bits 6,6 4,6 5,6] [--lanes 4] [--threads 1] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int) -> dict:
+    import numpy as np
+    import torch
+
+    from insitu.config import load_config
+    from insitu.distill.export import export_quantmodel
+    from insitu.distill.losses import kd_loss
+    from insitu.distill.mode import resolve_mode
+    from insitu.distill.student import build_student, load_float_into_quant
+    from insitu.distill.train import FitSpec, accuracy, fit, predict_logits, steps_for
+    from insitu.firmware.cost import model_cost
+    from insitu.rundir import RunDir
+    from insitu.steps import data as data_step
+    from insitu.steps.distill import load_student
+
+    torch.set_num_threads(threads)
+    cfg = load_config(run_dir / "config.json")
+    run = RunDir(run_dir)
+    data = data_step.load(run)
+    with np.load(run.path("teacher", "soft_labels.npz")) as z:
+        soft = np.concatenate([z["train"], z["pool"]])
+    mode, _ = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
+    x = np.concatenate([data.train_x, data.pool_x])
+    labels = np.concatenate([data.train_y if mode == "labelled" else -np.ones_like(data.train_y),
+                             -np.ones(len(data.pool_x), np.int64)])
+    t_kd, y_kd = torch.from_numpy(soft).float(), torch.from_numpy(labels)
+    d = cfg.distill
+
+    def loss(logits, idx):
+        return kd_loss(logits, t_kd[idx], y_kd[idx], y_kd[idx] >= 0, d.temperature, d.alpha)
+
+    float_model = load_student(run, cfg, "kd_float")
+    scfg = cfg.student.model_copy(update={"weight_bits": wbits, "act_bits": abits})
+    torch.manual_seed(cfg.seed)
+    q = build_student(scfg, len(data.class_names), data.image_size, quantized=True)
+    load_float_into_quant(float_model, q)
+    t0 = time.monotonic()
+    fit(q, x, loss, FitSpec(steps_for(d.qat_epochs, len(x), d.batch_size), d.batch_size, d.qat_lr, 1e-4, d.augment,
+                            seed=cfg.seed + 1, flips=cfg.data.flips), torch.device("cpu"), f"QAT w{wbits}a{abits}")
+    seconds = time.monotonic() - t0
+    cpu = torch.device("cpu")
+    row = {"run": str(run_dir), "seed": cfg.seed, "channels": cfg.student.channels, "weight_bits": wbits,
+           "act_bits": abits, "float_accuracy": accuracy(predict_logits(float_model, data.test_x, cpu), data.test_y),
+           "qat_accuracy": accuracy(predict_logits(q.eval(), data.test_x, cpu), data.test_y),
+           "qat_seconds": round(seconds, 1)}
+    qm = export_quantmodel(q.eval(), data.image_size, data.class_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        c = model_cost(qm, Path(tmp), "ecp5", lanes, samples=2)
+    row.update(lanes=lanes, lut=c.resources.get("lut"), ff=c.resources.get("ff"), dsp=c.resources.get("dsp"),
+               cycles=c.latency_cycles_first_to_valid)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", nargs="+", type=Path, required=True)
+    ap.add_argument("--bits", nargs="+", default=["6,6", "4,6", "5,6"], help="weight,activation pairs")
+    ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/qat_bits.jsonl"))
+    args = ap.parse_args(argv)
+    done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    for bits in args.bits:
+        w, a = (int(v) for v in bits.split(","))
+        for run in args.runs:
+            if any(r["run"] == str(run) and (r["weight_bits"], r["act_bits"]) == (w, a) for r in done):
+                continue
+            row = one(run, w, a, args.threads, args.lanes)
+            done.append(row)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    print(f"\n| bits (w, a) | QAT accuracy, mean ± std (per run) | LUT ({args.lanes} lanes, Yosys) | FF | DSP |")
+    print("|---|---|---:|---:|---:|")
+    for bits in args.bits:
+        w, a = (int(v) for v in bits.split(","))
+        rows = [r for r in done if (r["weight_bits"], r["act_bits"]) == (w, a) and r["run"] in map(str, args.runs)]
+        if not rows:
+            continue
+        acc = [100 * r["qat_accuracy"] for r in rows]
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        print(f"| w{w}a{a} | {statistics.mean(acc):.2f} ± {sd:.2f} ({', '.join(f'{v:.2f}' for v in acc)}) | "
+              f"{rows[0]['lut']:,} | {rows[0]['ff']:,} | {rows[0]['dsp']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
