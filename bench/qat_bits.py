@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 
-def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int) -> dict:
+def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int, pwbits: int | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -51,7 +51,7 @@ def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int) -> dict
         return kd_loss(logits, t_kd[idx], y_kd[idx], y_kd[idx] >= 0, d.temperature, d.alpha)
 
     float_model = load_student(run, cfg, "kd_float")
-    scfg = cfg.student.model_copy(update={"weight_bits": wbits, "act_bits": abits})
+    scfg = cfg.student.model_copy(update={"weight_bits": wbits, "act_bits": abits, "pointwise_weight_bits": pwbits})
     torch.manual_seed(cfg.seed)
     q = build_student(scfg, len(data.class_names), data.image_size, quantized=True)
     load_float_into_quant(float_model, q)
@@ -61,7 +61,7 @@ def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int) -> dict
     seconds = time.monotonic() - t0
     cpu = torch.device("cpu")
     row = {"run": str(run_dir), "seed": cfg.seed, "channels": cfg.student.channels, "weight_bits": wbits,
-           "act_bits": abits, "float_accuracy": accuracy(predict_logits(float_model, data.test_x, cpu), data.test_y),
+           "act_bits": abits, "pointwise_weight_bits": pwbits, "float_accuracy": accuracy(predict_logits(float_model, data.test_x, cpu), data.test_y),
            "qat_accuracy": accuracy(predict_logits(q.eval(), data.test_x, cpu), data.test_y),
            "qat_seconds": round(seconds, 1)}
     qm = export_quantmodel(q.eval(), data.image_size, data.class_names)
@@ -75,18 +75,26 @@ def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", type=Path, required=True)
-    ap.add_argument("--bits", nargs="+", default=["6,6", "4,6", "5,6"], help="weight,activation pairs")
+    ap.add_argument("--bits", nargs="+", default=["6,6", "4,6", "5,6"],
+                    help="weight,activation pairs; weight,activation,pointwise-weight triples set the 1x1 layers apart")
     ap.add_argument("--lanes", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("bench/results/qat_bits.jsonl"))
     args = ap.parse_args(argv)
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    def key(r: dict) -> tuple:
+        return r["weight_bits"], r["act_bits"], r.get("pointwise_weight_bits")
+
+    def parse(bits: str) -> tuple:
+        v = [int(b) for b in bits.split(",")]
+        return v[0], v[1], (v[2] if len(v) > 2 else None)
+
     for bits in args.bits:
-        w, a = (int(v) for v in bits.split(","))
+        w, a, pw = parse(bits)
         for run in args.runs:
-            if any(r["run"] == str(run) and (r["weight_bits"], r["act_bits"]) == (w, a) for r in done):
+            if any(r["run"] == str(run) and key(r) == (w, a, pw) for r in done):
                 continue
-            row = one(run, w, a, args.threads, args.lanes)
+            row = one(run, w, a, args.threads, args.lanes, pw)
             done.append(row)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             with open(args.out, "a") as fh:
@@ -95,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n| bits (w, a) | QAT accuracy, mean ± std (per run) | LUT ({args.lanes} lanes, Yosys) | FF | DSP |")
     print("|---|---|---:|---:|---:|")
     for bits in args.bits:
-        w, a = (int(v) for v in bits.split(","))
-        rows = [r for r in done if (r["weight_bits"], r["act_bits"]) == (w, a) and r["run"] in map(str, args.runs)]
+        w, a, pw = parse(bits)
+        rows = [r for r in done if key(r) == (w, a, pw) and r["run"] in map(str, args.runs)]
         if not rows:
             continue
         acc = [100 * r["qat_accuracy"] for r in rows]
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        print(f"| w{w}a{a} | {statistics.mean(acc):.2f} ± {sd:.2f} ({', '.join(f'{v:.2f}' for v in acc)}) | "
+        print(f"| w{w}a{a}{f' pointwise w{pw}' if pw else ''} | {statistics.mean(acc):.2f} ± {sd:.2f} ({', '.join(f'{v:.2f}' for v in acc)}) | "
               f"{rows[0]['lut']:,} | {rows[0]['ff']:,} | {rows[0]['dsp']} |")
     return 0
 

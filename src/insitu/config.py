@@ -63,6 +63,9 @@ class StudentConfig(_Strict):
     batchnorm: bool = Field(True, description="float pre-training with batch normalisation after every convolution, "
                                                "folded into the convolutions before QAT (the firmware has none)")
     weight_bits: int = Field(6, ge=2, le=8)
+    pointwise_weight_bits: int | None = Field(
+        None, ge=2, le=8, description="weight bits of the 1x1 (pointwise) convolutions of a separable student, the "
+                                      "largest part of its core; None: weight_bits")
     act_bits: int = Field(6, ge=2, le=8)
     input_bits: Literal[8] = 8
 

@@ -35,6 +35,17 @@ def test_ir_types_follow_the_quantizers(calibrated):
     assert qm.layers[2].out_type.width == 4 and qm.layers[2].out_type.rounding == "RND_CONV"
 
 
+def test_pointwise_weight_bits(calibrated):
+    """The 1x1 convolutions of a separable student at their own width; the reference still equals Brevitas."""
+    m = calibrated(StudentConfig(channels=[4, 6, 8], weight_bits=6, pointwise_weight_bits=3, act_bits=5), size=24)
+    qm = export_quantmodel(m, 24, list("abc"))
+    widths = {tuple(l.weight.shape[2:]): l.weight_type.width for l in qm.layers if l.kind == "conv2d"}
+    assert widths == {(3, 3): 6, (1, 1): 3}
+    assert max(np.abs(l.weight).max() for l in qm.layers if l.kind == "conv2d" and l.weight.shape[2:] == (1, 1)) <= 3
+    images = np.random.default_rng(1).integers(0, 256, (100, 24, 24), dtype=np.uint8)
+    assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}
+
+
 def test_save_load_round_trip(tmp_path, calibrated):
     qm = export_quantmodel(calibrated(StudentConfig(channels=[4, 4])), 20, list("abc"))
     qm.save(tmp_path)

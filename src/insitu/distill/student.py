@@ -66,10 +66,11 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
     c, h, w = feature_shape(cfg, image_size)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits)
+    pwq = weight_quant(cfg.pointwise_weight_bits) if cfg.pointwise_weight_bits else wq
 
-    def conv(cin: int, cout: int, k: int, groups: int = 1) -> nn.Module:
+    def conv(cin: int, cout: int, k: int, groups: int = 1, quant=wq) -> nn.Module:
         if quantized:
-            return qnn.QuantConv2d(cin, cout, k, groups=groups, weight_quant=wq, bias_quant=Int32Bias,
+            return qnn.QuantConv2d(cin, cout, k, groups=groups, weight_quant=quant, bias_quant=Int32Bias,
                                    return_quant_tensor=True)
         return nn.Conv2d(cin, cout, k, groups=groups)
 
@@ -87,7 +88,7 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
             layers[f"dw{i}"] = conv(cin, cin, cfg.kernel, groups=cin)
             norm(f"dwbn{i}", cin)
             layers[f"dwrelu{i}"] = relu()
-            layers[f"conv{i}"] = conv(cin, cout, 1)
+            layers[f"conv{i}"] = conv(cin, cout, 1, quant=pwq)
         else:
             layers[f"conv{i}"] = conv(cin, cout, cfg.kernel)
         norm(f"bn{i}", cout)

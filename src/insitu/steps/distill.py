@@ -116,7 +116,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     nokd_float, nokd_quant, _ = _train_pair(cfg, x_ce, ce, k, size, device, "no-KD student")
 
     outputs, metrics = [], {"mode": mode, "mode_reason": why, "steps_per_student": kd_steps}
-    student_cfg = {**cfg.student.model_dump(mode="json"), "classes": k, "image_size": size}
+    student_cfg = {**cfg.student.model_dump(mode="json", exclude_none=True), "classes": k, "image_size": size}
     for name, model, quantized in (("kd_float", kd_float, False), ("kd", kd_quant, True),
                                    ("nokd_float", nokd_float, False), ("nokd", nokd_quant, True)):
         logits = predict_logits(model, data.test_x, torch.device("cpu"))
@@ -141,7 +141,7 @@ def load_student(run: RunDir, cfg: RunConfig, name: str = "kd") -> torch.nn.Sequ
     k, size = len(data_info["classes"]), data_info["image_size"]
     quantized = not name.endswith("_float")
     model = build_student(cfg.student, k, size, quantized=quantized)
-    student_cfg = {**cfg.student.model_dump(mode="json"), "classes": k, "image_size": size}
+    student_cfg = {**cfg.student.model_dump(mode="json", exclude_none=True), "classes": k, "image_size": size}
     load_checkpoint(run.path("student", f"{name}.pt"), model, "student_quant" if quantized else "student_float",
                     student_cfg)
     return model.eval()
