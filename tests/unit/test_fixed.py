@@ -11,6 +11,16 @@ def test_round_half_even_matches_numpy_round():
     assert np.array_equal(round_shift(q, -2, "TRN"), q * 4)
 
 
+def test_round_half_up_is_floor_of_x_plus_half():
+    q = np.arange(-40, 41)
+    for shift in (1, 2, 3):
+        assert np.array_equal(round_shift(q, shift, "RND"), np.floor(q / 2**shift + 0.5).astype(np.int64))
+    from insitu.ir.reference import round_div
+
+    for den in (3, 4, 9, 12):
+        assert np.array_equal(round_div(q, den, "RND"), np.floor(q / den + 0.5).astype(np.int64))
+
+
 def test_saturate_and_wrap():
     t_sat = FixedType(False, 4, 2, "RND_CONV", "SAT")
     assert saturate(np.array([-3, 5, 20]), t_sat).tolist() == [0, 5, 15]

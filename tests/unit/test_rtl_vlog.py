@@ -36,6 +36,9 @@ def _exhaustive(module: str, in_width: int, out_t: FixedType, tmp_path) -> np.nd
     (4, 5, FixedType(False, 5, 2, "RND_CONV", "SAT")),
     (3, 0, FixedType(True, 7, 1, "RND_CONV", "SAT")),
     (12, 2, FixedType(True, 5, 0, "RND_CONV", "SAT")),
+    (9, 4, FixedType(True, 8, 6, "RND", "SAT")),  # round half up (HGQ2's default)
+    (4, 5, FixedType(False, 5, 2, "RND", "SAT")),
+    (6, 3, FixedType(True, 6, 2, "RND", "WRAP")),
 ])
 def test_average_module_equals_the_reference_on_every_sum(count, frac_in, t, tmp_path):
     x, y = _exhaustive(average_module("avg", 9, frac_in, count, t), 9, t, tmp_path)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-Rounding = Literal["TRN", "RND_CONV"]
+Rounding = Literal["TRN", "RND", "RND_CONV"]
 Saturation = Literal["WRAP", "SAT"]
 
 
@@ -62,8 +62,9 @@ class FixedType:
 
 
 def round_shift(q: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
-    """q * 2**-shift as an integer: exact for shift <= 0; for shift > 0 truncation (floor) or
-    round-half-to-even (RND_CONV, the rounding of torch.round and of ap_fixed AP_RND_CONV)."""
+    """q * 2**-shift as an integer: exact for shift <= 0; for shift > 0 truncation (TRN: floor), round half up
+    (RND: towards plus infinity, ap_fixed AP_RND, HGQ2's default) or round half to even (RND_CONV: torch.round,
+    Brevitas, QKeras, ap_fixed AP_RND_CONV)."""
     q = q.astype(np.int64)
     if shift <= 0:
         return q << (-shift)
@@ -72,6 +73,8 @@ def round_shift(q: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
         return floor
     rem = q - (floor << shift)
     half = 1 << (shift - 1)
+    if rounding == "RND":
+        return floor + (rem >= half).astype(np.int64)
     up = (rem > half) | ((rem == half) & ((floor & 1) == 1))
     return floor + up.astype(np.int64)
 

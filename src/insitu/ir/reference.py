@@ -62,12 +62,12 @@ def _windows(x: np.ndarray, size: int, stride: int, dims: int) -> np.ndarray:
 
 
 def round_div(num: np.ndarray, den: int, rounding: Rounding) -> np.ndarray:
-    """num / den for integers and den > 0: floor (TRN) or round half to even (RND_CONV), exactly."""
+    """num / den for integers and den > 0: floor (TRN), round half up (RND) or half to even (RND_CONV), exactly."""
     q = num // den  # floor
     if rounding == "TRN":
         return q
     r = num - q * den
-    up = (2 * r > den) | ((2 * r == den) & ((q & 1) == 1))
+    up = (2 * r >= den) if rounding == "RND" else (2 * r > den) | ((2 * r == den) & ((q & 1) == 1))
     return q + up.astype(np.int64)
 
 

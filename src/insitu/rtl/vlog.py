@@ -17,7 +17,8 @@ def const(value: int, width: int) -> str:
 
 def requant_module(name: str, in_width: int, in_frac: int, relu: bool, t: FixedType) -> str:
     """Module `name`: signed in_width-bit integer at in_frac fractional bits -> optional ReLU -> type t
-    (TRN = floor, RND_CONV = round half to even; SAT clamps, WRAP keeps the low bits). Combinational."""
+    (TRN = floor, RND = round half up, RND_CONV = round half to even; SAT clamps, WRAP keeps the low bits).
+    Combinational."""
     shift = in_frac - t.frac
     w = in_width
     lines = [f"module {name} (input [{w - 1}:0] x, output [{t.width - 1}:0] y);",
@@ -32,6 +33,8 @@ def requant_module(name: str, in_width: int, in_frac: int, relu: bool, t: FixedT
         if t.rounding == "RND_CONV":
             rest = f"(|r[{shift - 2}:0])" if shift >= 2 else "1'b0"
             lines.append(f"    wire up = r[{shift - 1}] & ({rest} | fl[0]);")
+        elif t.rounding == "RND":
+            lines.append(f"    wire up = r[{shift - 1}];")
         else:
             lines.append("    wire up = 1'b0;")
         qw = max(fw + 1, t.width + 1)
@@ -57,7 +60,8 @@ def _cast_out(q: str, qw: int, t: FixedType) -> list[str]:
 def average_module(name: str, in_width: int, in_frac: int, count: int, t: FixedType) -> str:
     """Module `name`: the exact signed sum of `count` values at in_frac -> their mean cast to t (t's rounding,
     then its saturation), as `reference.average`. A power-of-two count is a shift (the requant module);
-    any other count divides by the constant: floor quotient and remainder, then round half to even."""
+    any other count divides by the constant: floor quotient and remainder, then the rounding (half to even or
+    half up)."""
     d = t.frac - in_frac
     num_sh, den = (d, count) if d >= 0 else (0, count << (-d))
     if den & (den - 1) == 0:
@@ -75,6 +79,8 @@ def average_module(name: str, in_width: int, in_frac: int, count: int, t: FixedT
              f"    wire signed [{nw - 1}:0] r = neg ? rt + den : rt;"]
     if t.rounding == "RND_CONV":
         lines.append("    wire up = ((r <<< 1) > den) | (((r <<< 1) == den) & fl[0]);")
+    elif t.rounding == "RND":
+        lines.append("    wire up = (r <<< 1) >= den;")
     else:
         lines.append("    wire up = 1'b0;")
     qw = max(nw + 1, t.width + 1)
