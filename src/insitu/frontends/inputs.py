@@ -24,6 +24,10 @@ ROUNDING_FUNCS = {
     "UP": lambda x: np.sign(x) * np.ceil(np.abs(x)),  # away from zero
     "HALF_UP": lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),  # half away from zero (QONNX's definition)
     "HALF_DOWN": lambda x: np.sign(x) * np.ceil(np.abs(x) - 0.5),
+    # ap_fixed's names, as HGQ2 uses them
+    "RND": lambda x: np.floor(x + 0.5),  # half up, towards plus infinity
+    "RND_CONV": np.round,
+    "TRN": np.floor,
 }
 
 
@@ -34,6 +38,7 @@ class InputQuant:
     signed: bool
     narrow: bool
     rounding_mode: str  # one of ROUNDING_FUNCS
+    wrap: bool = False  # overflow wraps (HGQ2's WRAP: round, then keep the low bits) instead of clipping
 
     @property
     def min_int(self) -> int:
@@ -58,6 +63,9 @@ class InputQuant:
         """The integer codes of float inputs: the cast to the model's float32 input, then clip(x / scale) and the
         rounding, as QONNX's int_quant (and Keras' quantizers) compute them."""
         y = np.asarray(x, dtype=np.float32).astype(np.float64) * 2.0 ** self.frac  # exact: a power-of-two scale
+        if self.wrap:
+            q = ROUNDING_FUNCS[self.rounding_mode](y).astype(np.int64)
+            return (q - self.min_int) % (1 << self.bits) + self.min_int
         y = np.clip(y, self.min_int, self.max_int)
         return ROUNDING_FUNCS[self.rounding_mode](y).astype(np.int64)
 

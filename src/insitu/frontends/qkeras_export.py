@@ -17,19 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 
 from insitu.errors import ModelImportError
-from insitu.frontends.inputs import InputQuant
-from insitu.ir import graph
+from insitu.frontends.keras_ir import Act, Walk, finish
 from insitu.ir.fixed import FixedType
-from insitu.ir.layers import Input, Requant
 from insitu.ir.model import QuantModel
-from insitu.ir.simplify import simplify
-
-DOC = "docs/frontends.md"
 
 
 def _load(path: str):
@@ -61,48 +55,6 @@ def _quantizers(layer) -> list:
     return qs
 
 
-@dataclass
-class Act:
-    ir: str
-    shape: tuple[int, ...]  # Keras shape without the batch: (H, W, C), (L, C) or (N,)
-    relu: bool = False
-    hwc_flat: tuple[int, ...] | None = None  # a vector flattened by Keras from this channels-last shape
-
-
-class Walk:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.layers: list = []
-        self.acts: dict[str, Act] = {}
-        self.input_quant: InputQuant | None = None
-
-    def refuse(self, layer, what: str, fix: str = "") -> ModelImportError:
-        return ModelImportError(f"{self.path}: layer {layer.name!r} ({type(layer).__name__}): {what}",
-                                fix or f"the supported layers and quantizers are listed in {DOC}")
-
-    def add(self, layer, srcs: list[str]) -> str:
-        layer.inputs = tuple(srcs)
-        self.layers.append(layer)
-        try:
-            graph.infer(self.layers)
-        except Exception as exc:  # noqa: BLE001 - an ExportError naming the IR layer
-            raise ModelImportError(f"{self.path}: {exc}", f"see {DOC}") from None
-        return layer.name
-
-    def type_of(self, ir: str) -> FixedType:
-        return graph.infer(self.layers)[1][[l.name for l in self.layers].index(ir)]
-
-    def materialize(self, a: Act, name: str) -> Act:
-        if not a.relu:
-            return a
-        t = self.type_of(a.ir)
-        if not t.signed:
-            return Act(a.ir, a.shape, False, a.hwc_flat)
-        ir = self.add(Requant(f"{name}_relu", True, FixedType(False, max(t.width - 1, 1), t.frac, "TRN", "SAT")),
-                      [a.ir])
-        return Act(ir, a.shape, False, a.hwc_flat)
-
-
 # --- quantizers ---------------------------------------------------------------------------------------------
 def quant_type(walk: Walk, layer, q) -> tuple[FixedType, bool, bool]:
     """(type, relu, narrow) of a QKeras activation quantizer."""
@@ -125,22 +77,12 @@ def quant_type(walk: Walk, layer, q) -> tuple[FixedType, bool, bool]:
     raise walk.refuse(layer, f"quantizer {q} is not supported (supported: quantized_bits, quantized_relu)")
 
 
-def weights(walk: Walk, layer, q, w: np.ndarray, what: str) -> tuple[np.ndarray, int]:
-    """Integers and fractional bits of a weight tensor as its quantizer sees it (or raw, when on a grid)."""
-    if q is not None:
-        _inference_mode(q)
-        w = np.asarray(q(w.astype(np.float32)), dtype=np.float64)
-    for f in range(0, 33):
-        v = w * 2.0 ** f
-        if np.all(v == np.round(v)) and np.abs(v).max(initial=0) < 2 ** 31:
-            return np.round(v).astype(np.int64), f
-    raise walk.refuse(layer, f"its {what} are not on a power-of-two grid" + ("" if q is not None else
-                      " (no quantizer)"), "quantize them with quantized_bits(bits, integer) or "
-                      "quantized_bits(..., alpha='auto_po2'): fixed point needs power-of-two scales")
-
-
-def _signed(q: np.ndarray, frac: int) -> FixedType:
-    return FixedType.exact(int(min(q.min(initial=0), -1)), int(max(q.max(initial=0), 0)), frac)
+def weights(walk: Walk, layer, q, w: np.ndarray) -> np.ndarray:
+    """A weight tensor as its quantizer (STE off) makes it; raw when there is none."""
+    if q is None or isinstance(q, str):
+        return np.asarray(w, np.float64)
+    _inference_mode(q)
+    return np.asarray(q(w.astype(np.float32)), dtype=np.float64)
 
 
 def activation_after(walk: Walk, layer, a: Act) -> Act:
@@ -156,20 +98,8 @@ def activation_after(walk: Walk, layer, a: Act) -> Act:
                                  "bit-exact in fixed point", "use a QKeras quantizer (quantized_relu, quantized_bits)")
     _inference_mode(act)
     t, relu, narrow = quant_type(walk, layer, act)
-    if a.ir == "":
-        walk.input_quant = InputQuant(t.frac, t.width, t.signed, narrow, "ROUND")
-        shape = _ir_shape(a.shape)
-        ir = walk.add(Input(layer.name, shape, FixedType(t.signed, t.width, t.frac)), [])
-        return Act(ir, a.shape)
-    if narrow:
-        raise walk.refuse(layer, f"{act} is symmetric (narrow range) on an activation", "use symmetric=0")
     name = layer.name if a.ir != layer.name else f"{layer.name}_act"  # QDense(activation=...): a second layer
-    ir = walk.add(Requant(name, relu or a.relu, t), [a.ir])
-    return Act(ir, a.shape, False, a.hwc_flat)
-
-
-def _ir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (shape[-1], *shape[:-1]) if len(shape) > 1 else tuple(shape)
+    return walk.quantize(layer, Act(a.ir, a.shape, a.relu or relu, a.hwc_flat), t, name, narrow, "ROUND")
 
 
 def _inbound(layer) -> list:
@@ -184,6 +114,7 @@ def build(model, path: str) -> QuantModel:
     from insitu.frontends.qkeras_layers import HANDLERS
 
     walk = Walk(path)
+    acts: dict[str, Act] = {}
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelImportError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs",
                                "insitu builds models with one input and one output")
@@ -192,36 +123,22 @@ def build(model, path: str) -> QuantModel:
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "InputLayer":
-            walk.acts[layer.name] = Act("", in_shape)
+            acts[layer.name] = Act("", in_shape)
             continue
         srcs = _inbound(layer)
         if not srcs:  # a Sequential model's first layer reads the implicit input
-            walk.acts.setdefault("__input__", Act("", in_shape))
-            ins = [walk.acts["__input__"]]
+            acts.setdefault("__input__", Act("", in_shape))
+            ins = [acts["__input__"]]
         else:
-            ins = [walk.acts[s.name] for s in srcs]
+            ins = [acts[s.name] for s in srcs]
         handler = HANDLERS.get(kind)
         if handler is None:
             raise walk.refuse(layer, f"layer class {kind} is not supported (supported: {', '.join(sorted(HANDLERS))})")
         for q in _quantizers(layer):
             _inference_mode(q)
-        walk.acts[layer.name] = handler(walk, layer, ins)
+        acts[layer.name] = handler(walk, layer, ins)
         last = layer.name
-    out = walk.materialize(walk.acts[last], "output")
-    if walk.input_quant is None or not out.ir:
-        raise ModelImportError(f"{path}: the model has no input quantizer",
-                               "put QActivation('quantized_bits(8, 0)') (or quantized_relu) right after the input")
-    if len(out.shape) != 1:
-        raise ModelImportError(f"{path}: the output has shape {out.shape}; a vector (Dense or global pooling) is "
-                               "supported", "end the model with a Dense layer or a global pooling")
-    if walk.layers[-1].name != out.ir:
-        raise ModelImportError(f"{path}: the output is not the last layer computed", "remove the unused branch")
-    n_out = int(out.shape[0])
-    to_ir = [0, len(in_shape), *range(1, len(in_shape))] if len(in_shape) > 1 else [0, 1]
-    meta = {"source": {"format": "qkeras", "file": os.path.basename(path.rstrip("/"))},
-            "input_quant": walk.input_quant.to_dict(),
-            "input_layout": {"shape": list(in_shape), "to_ir": to_ir}}
-    return simplify(QuantModel(list(walk.layers), [f"out{i}" for i in range(n_out)], meta))
+    return finish(walk, acts[last], in_shape, {"format": "qkeras", "file": os.path.basename(path.rstrip("/"))})
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
