@@ -17,8 +17,8 @@ class _Strict(BaseModel):
 
 class CompileConfig(_Strict):
     model: str = Field("", description="the model file (.onnx QONNX, .keras HGQ2, .h5 / SavedModel QKeras)")
-    format: Literal["auto", "qonnx", "keras", "qkeras"] = Field(
-        "auto", description="auto: from the file (.onnx: qonnx, .keras: keras, .h5 or a SavedModel folder: qkeras)")
+    format: Literal["auto", "qonnx", "hgq2", "qkeras"] = Field(
+        "auto", description="auto: from the file (.onnx: qonnx, .keras: hgq2, .h5 or a SavedModel folder: qkeras)")
     model_sha256: str = Field("", description="content hash of the model (and its external data); set by insitu")
     inputs: str | None = Field(None, description="an .npz with key x: the inputs as the framework takes them")
     inputs_sha256: str = Field("", description="content hash of the inputs file; set by insitu")

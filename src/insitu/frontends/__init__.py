@@ -64,12 +64,32 @@ def _run_qkeras(path: Path, x: np.ndarray) -> np.ndarray:
     return execute(path, x)
 
 
+def _hgq2_files(path: Path) -> list[Path]:
+    from insitu.frontends.hgq2 import files
+
+    return files(path)
+
+
+def _load_hgq2(path: Path, names: list[str] | None) -> QuantModel:
+    from insitu.frontends.hgq2 import load
+
+    return load(path, names)
+
+
+def _run_hgq2(path: Path, x: np.ndarray) -> np.ndarray:
+    from insitu.frontends.hgq2 import execute
+
+    return execute(path, x)
+
+
 FRONTENDS: dict[str, Frontend] = {
     "qonnx": Frontend("qonnx", "QONNX (.onnx with Quant / Trunc nodes: Brevitas export_qonnx, qonnx converters)",
                       (".onnx",), _onnx_files, _load_qonnx, _run_qonnx, "qonnx executor (qonnx 1.0.0 + onnxruntime)"),
     "qkeras": Frontend("qkeras", "QKeras (.h5 or a SavedModel folder; runs in the QKeras environment, `make qkeras`)",
                        (".h5", ".hdf5"), _qkeras_files, _load_qkeras, _run_qkeras,
                        "QKeras predict (TensorFlow 2.21, tf-keras, QKeras 0.9.0; quantizers without the STE)"),
+    "hgq2": Frontend("hgq2", "HGQ2 (a Keras 3 .keras file; run on the torch backend)", (".keras",), _hgq2_files,
+                     _load_hgq2, _run_hgq2, "Keras 3 forward pass (HGQ2 0.2.0, torch backend)"),
 }
 
 
@@ -84,9 +104,6 @@ def detect_format(path: Path, fmt: str = "auto") -> Frontend:
             return f
     if path.is_dir() and (path / "saved_model.pb").exists():
         return FRONTENDS["qkeras"]
-    if path.suffix.lower() == ".keras":
-        raise ModelImportError(f"{path} is a Keras 3 model (HGQ2): not supported yet",
-                               "export it to QONNX, or use QKeras (.h5) or Brevitas models for now")
     raise ModelImportError(f"cannot tell the format of {path} from its name",
                            f"supported: {', '.join(f'{f.name} ({f.describe})' for f in FRONTENDS.values())}; "
                            "or pass --format")

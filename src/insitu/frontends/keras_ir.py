@@ -45,13 +45,13 @@ class Walk:
         layer.inputs = tuple(srcs)
         self.layers.append(layer)
         try:
-            graph.infer(self.layers)
+            graph.infer(self.layers, partial=True)
         except Exception as exc:  # noqa: BLE001 - an ExportError naming the IR layer
             raise ModelImportError(f"{self.path}: {exc}", f"see {DOC}") from None
         return layer.name
 
     def type_of(self, ir: str) -> FixedType:
-        return graph.infer(self.layers)[1][[l.name for l in self.layers].index(ir)]
+        return graph.infer(self.layers, partial=True)[1][[l.name for l in self.layers].index(ir)]
 
     def materialize(self, a: Act, name: str) -> Act:
         """Apply a pending ReLU as an exact requant (unsigned, same grid)."""

@@ -61,21 +61,21 @@ class Walk:
             f"{base}{suffix}_{self.count}"
 
     def type_of(self, ir: str) -> FixedType:
-        shapes, types = graph.infer(self.layers)
+        shapes, types = graph.infer(self.layers, partial=True)
         return types[[l.name for l in self.layers].index(ir)]
 
     def add(self, layer: Layer, srcs: list[str]) -> str:
         layer.inputs = tuple(srcs)
         self.layers.append(layer)
         try:
-            graph.infer(self.layers)
+            graph.infer(self.layers, partial=True)
         except Exception as exc:  # an ExportError naming the layer: say which node it came from
             self.layers.pop()
             raise ModelImportError(f"{self.path}: {exc}", "see " + SUPPORT_DOC) from None
         return layer.name
 
     def ir_shape(self, ir: str) -> tuple[int, ...]:
-        shapes, _ = graph.infer(self.layers)
+        shapes, _ = graph.infer(self.layers, partial=True)
         return shapes[[l.name for l in self.layers].index(ir)]
 
     # --- errors -------------------------------------------------------------------------------------------

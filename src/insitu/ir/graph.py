@@ -67,7 +67,7 @@ def topological_order(layers: Sequence[Layer]) -> list[Layer]:
     return order
 
 
-def _check_structure(layers: Sequence[Layer]) -> list[tuple[str, ...]]:
+def _check_structure(layers: Sequence[Layer], partial: bool = False) -> list[tuple[str, ...]]:
     if not layers or not isinstance(layers[0], Input):
         raise ExportError("a QuantModel starts with its Input layer", _FIX)
     names = [l.name for l in layers]
@@ -92,7 +92,7 @@ def _check_structure(layers: Sequence[Layer]) -> list[tuple[str, ...]]:
                               f"{'two or more' if want == 2 else 'one'}", _FIX)
     used = {s for srcs in ins for s in srcs}
     dead = [l.name for l in layers[:-1] if l.name not in used]
-    if dead:
+    if dead and not partial:
         raise ExportError(f"the output of layer(s) {', '.join(dead)} is never used (only the last layer is the "
                           "model's output)", "remove the unused branch")
     return ins
@@ -215,9 +215,11 @@ def _aligned(layer: Add | Concatenate, types: list[FixedType]) -> None:
                           f"({need_lo} to {need_hi} at 2^-{t.frac})", "widen the output type")
 
 
-def infer(layers: Sequence[Layer], max_acc_bits: int = MAX_ACC_BITS) -> tuple[list[tuple[int, ...]], list[FixedType]]:
-    """(shape, type) of every layer's output, validating the whole graph on the way."""
-    ins = _check_structure(layers)
+def infer(layers: Sequence[Layer], max_acc_bits: int = MAX_ACC_BITS,
+          partial: bool = False) -> tuple[list[tuple[int, ...]], list[FixedType]]:
+    """(shape, type) of every layer's output, validating the whole graph on the way. `partial`: a graph under
+    construction (a frontend's), whose branches may not be joined yet: unused outputs are allowed."""
+    ins = _check_structure(layers, partial)
     pos = {l.name: i for i, l in enumerate(layers)}
     shapes: list[tuple[int, ...]] = []
     types: list[FixedType] = []

@@ -5,6 +5,12 @@ input against the source framework):
 - **requant -> requant** where the second does not shift (same fractional bits) and both saturate: one requant
   to the intersection of the two ranges (an intersection of two fixed-point ranges is one); a ReLU in either
   commutes with the rounding and the clip (both monotone, both keep 0).
+- **flatten -> requant**: a requant is elementwise and a flatten (or reshape) only renames positions, so the
+  requant moves before it (HGQ2 quantizes a Dense's input after the Flatten; the backends' blocks end in a
+  requant before it).
+- **max pooling -> requant**: a requant that saturates (or clips by its ReLU) is monotone, so it commutes with
+  the maximum: max(q(a), q(b)) = q(max(a, b)). A requant after a max pooling moves before it (when the pooling's
+  input is read by it alone), where it can merge with the requant that made that input.
 - **exact average -> requant**: an average (window or global) whose own cast is exact (its type has
   log2(count) more fractional bits than its input, enough width, count a power of two) followed by its only
   reader, a requant without ReLU (or on a value that is never negative): the average takes the requant's type,
@@ -17,7 +23,8 @@ from dataclasses import replace
 
 from insitu.ir import graph
 from insitu.ir.fixed import FixedType
-from insitu.ir.layers import AvgPool1D, AvgPool2D, GlobalAvgPool, Layer, Requant
+from insitu.ir.layers import (AvgPool1D, AvgPool2D, Flatten, GlobalAvgPool, GlobalMaxPool, Layer, MaxPool1D, MaxPool2D,
+                              Requant, Reshape)
 from insitu.ir.model import QuantModel
 
 
@@ -82,9 +89,40 @@ def _rewrite(layers: list[Layer], averages: bool) -> bool:
     return False
 
 
+def _swap_max(layers: list[Layer]) -> bool:
+    """max pooling -> saturating requant becomes requant -> max pooling (the requant then meets its producer);
+    flatten / reshape -> requant becomes requant -> flatten / reshape."""
+    pos = {l.name: i for i, l in enumerate(layers)}
+    srcs = dict(zip((l.name for l in layers), graph.resolved_inputs(layers)))
+    readers = _readers(layers)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Requant):
+            continue
+        (src,) = srcs[layer.name]
+        if layer.out_type.saturation != "SAT" and not isinstance(layers[pos[src]], (Flatten, Reshape)):
+            continue
+        pool = layers[pos[src]]
+        if len(readers[src]) != 1:
+            continue
+        if isinstance(pool, (Flatten, Reshape)):
+            (before,) = srcs[src]
+        elif isinstance(pool, (MaxPool2D, MaxPool1D, GlobalMaxPool)):
+            (before,) = srcs[src]
+            if len(readers[before]) != 1 or not isinstance(layers[pos[before]], Requant):
+                continue  # only worth it when the requant can then merge with the one before
+        else:
+            continue
+        q = replace(layer, name=f"{layer.name}_pre", inputs=(before,))
+        p = replace(pool, name=layer.name, inputs=(q.name,))
+        layers[pos[src]] = q
+        layers[i] = p
+        return True
+    return False
+
+
 def simplify(qm: QuantModel) -> QuantModel:
     layers = list(qm.layers)
-    while _rewrite(layers, False) or _rewrite(layers, True):
+    while _rewrite(layers, False) or _swap_max(layers) or _rewrite(layers, True):
         pass
     out = QuantModel(layers, list(qm.class_names), dict(qm.meta))
     out.validate()
