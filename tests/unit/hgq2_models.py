@@ -6,8 +6,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from hgq.config import QuantizerConfig, QuantizerConfigScope  # noqa: E402
-from hgq.layers import QAdd, QAveragePooling2D, QConv2D, QDense, QGlobalAveragePooling2D, QMaxPool2D  # noqa: E402
+from hgq.config import QuantizerConfigScope  # noqa: E402
+from hgq.layers import QAdd, QAveragePooling2D, QConv2D, QDense, QMaxPool2D  # noqa: E402
 
 
 def _scope():

@@ -180,7 +180,9 @@ def plan(model: QuantModel, lanes: int) -> tuple[list[Block | Join], Point, list
           and isinstance(tail[1], Dense) and (len(tail) == 2 or isinstance(tail[2], Requant)))
     if not ok:
         kinds = ", ".join(type(t).__name__ for t in tail)
-        raise RTLError("the streaming RTL supports convolutions followed by Flatten, GlobalAvgPool or GlobalMaxPool, "
-                       f"one Dense and an optional requant; this model ends with: {kinds}",
-                       "use a student with a single dense layer")
+        raise RTLError("the streaming RTL builds convolution -> requant -> pooling blocks (and adds of block outputs),"
+                       " then Flatten, GlobalAvgPool or GlobalMaxPool, one Dense and an optional requant; after the "
+                       f"blocks it could build, this model has: {kinds}",
+                       "end the model with a single dense layer after the convolution blocks, or use "
+                       "rtl.architecture=unrolled (a whole input per clock: for small inputs)")
     return p.nodes, last, tail

@@ -5,9 +5,11 @@ not its simulation) run at the same time."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 from insitu.config import RunConfig
+from insitu.errors import RTLError
 from insitu.ir.model import QuantModel
 from insitu.pipeline import StepResult
 from insitu.rtl import streaming, unrolled
@@ -17,6 +19,7 @@ from insitu.sim.vectors import load_vectors
 from insitu.toolexec import tool_version
 
 ICARUS_DEFAULT_VECTORS = 1000
+log = logging.getLogger(__name__)
 
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
@@ -25,16 +28,32 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     staging = run.path(".rtl-staging")
     shutil.rmtree(staging, ignore_errors=True)
     arch = unrolled.architecture_for(qm, cfg.rtl.architecture)
+    fallback = None
     if arch == "streaming":
-        design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
+        try:
+            design = streaming.generate(qm, staging / "verilog", cfg.rtl.lanes, cfg.rtl.latency_cutoff)
+        except RTLError as exc:
+            if cfg.rtl.architecture != "auto":
+                raise
+            # auto: a graph the streaming core cannot build may still fit the unrolled one (small inputs)
+            log.warning("the streaming core cannot build this model (%s); trying the unrolled core", exc.problem)
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                design = unrolled.generate(qm, staging / "verilog", cfg.rtl.latency_cutoff)
+            except RTLError as exc2:
+                raise RTLError(f"{exc.problem}; and the unrolled core: {exc2.problem}", exc.fix) from None
+            arch, fallback = "unrolled", exc.problem
     else:
         design = unrolled.generate(qm, staging / "verilog", cfg.rtl.latency_cutoff)
     atomic_write_json(staging / "design.json", design.to_dict())
     final = run.path("rtl")
     atomic_replace_dir(staging, final)
     outs = [final / "design.json", *sorted((final / "verilog").glob("*.v"))]
-    return StepResult(outs, {"architecture": arch, "lanes": design.lanes, "beats_per_image": design.beats,
-                             "files": len(design.files)})
+    summary = {"architecture": arch, "lanes": design.lanes, "beats_per_image": design.beats,
+               "files": len(design.files)}
+    if fallback:
+        summary["streaming_refused"] = fallback
+    return StepResult(outs, summary)
 
 
 def run_sim(cfg: RunConfig, run: RunDir) -> StepResult:
