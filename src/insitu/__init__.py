@@ -1,12 +1,13 @@
 """insitu: distill a big model into a tiny quantized student and deliver it as bit-exact FPGA firmware.
 
-A user's own model: `insitu.from_qonnx(path)`, `insitu.from_brevitas(module, input_shape)` return a QuantModel;
-`insitu.compile(model, out=..., inputs=..., board=...)` takes it to verified firmware (see insitu.api).
+A user's own model: `insitu.from_qonnx(path)`, `insitu.from_keras(path)` and
+`insitu.from_brevitas(module, input_shape)` return a QuantModel; `insitu.compile(model, out=..., inputs=...,
+board=...)` takes it to verified firmware (see insitu.api).
 """
 
 __version__ = "0.1.0"
 
-_API = ("from_qonnx", "from_brevitas", "compile")
+_API = ("from_qonnx", "from_keras", "from_brevitas", "compile")
 
 
 def __getattr__(name: str):  # the API loads torch and qonnx: only when asked for

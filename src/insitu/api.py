@@ -1,6 +1,6 @@
 """The Python entry points for a user's own model: import it, then compile it to verified firmware.
 
-    qm = insitu.from_qonnx("model.onnx")                    # or from_brevitas(module, (1, 28, 28))
+    qm = insitu.from_qonnx("model.onnx")      # or from_keras("model.keras" | "model.h5"), from_brevitas(module, shape)
     report = insitu.compile(qm, out="runs/mine", board="ulx3s-85f")
 
 `compile` runs the resumable steps of `insitu compile` (import, check, hls, rtl, rtlsim, firmware, report) in
@@ -28,6 +28,19 @@ from insitu.rundir import RunDir, atomic_savez
 def from_qonnx(path: str | Path, class_names: list[str] | None = None) -> QuantModel:
     qm = _from_qonnx(path, class_names)
     qm.meta["source"]["path"] = str(Path(path).resolve())
+    return qm
+
+
+def from_keras(path: str | Path, class_names: list[str] | None = None) -> QuantModel:
+    """An HGQ2 model (`.keras`, Keras 3 on the torch backend) or a QKeras one (`.h5` / SavedModel, read in the
+    QKeras environment: `make qkeras`)."""
+    path = Path(path)
+    fe = detect_format(path)
+    if fe.name not in ("hgq2", "qkeras"):
+        raise ModelImportError(f"{path} is not a Keras model ({fe.describe})", "use insitu.from_qonnx for .onnx files")
+    fe.files(path)
+    qm = fe.load(path, class_names)
+    qm.meta["source"]["path"] = str(path.resolve())
     return qm
 
 

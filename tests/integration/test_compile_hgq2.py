@@ -33,7 +33,9 @@ def test_hgq2_cnn_cli(tmp_path):
 def test_hgq2_mlp_api(tmp_path):
     path = tmp_path / "mlp.keras"
     mlp().save(path)
-    rep = insitu.compile(path, out=tmp_path / "run", sets=["compile.n_random=300"])
+    qm = insitu.from_keras(path)
+    assert [l.kind for l in qm.layers] == ["input", "dense", "requant", "dense", "requant", "dense"]
+    rep = insitu.compile(qm, out=tmp_path / "run", sets=["compile.n_random=300"])
     (name, r), = rep["reference"]["against"].items()
     assert name.startswith("Keras 3 forward pass") and r["bit_exact_vectors"] == 300
     assert rep["csim"]["bit_exact_vectors"] == rep["rtl"]["bit_exact_vectors"] == 300
