@@ -46,21 +46,19 @@ class CNN(nn.Module):
     def __init__(self, bits: int = 6) -> None:
         super().__init__()
         w = _w(bits)
+
+        def conv(cin, cout, k, **kw):
+            return qnn.QuantConv2d(cin, cout, k, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True, **kw)
+
+        def relu():
+            return qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
+
         self.inp = qnn.QuantIdentity(act_quant=_u(8), return_quant_tensor=True)
-        self.c1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True)
-        self.r1 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
-        self.p1 = nn.MaxPool2d(2)
-        self.dw = qnn.QuantConv2d(8, 8, 3, padding=1, groups=8, weight_quant=w, bias_quant=Int32Bias,
-                                  return_quant_tensor=True)
-        self.r2 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
-        self.pw = qnn.QuantConv2d(8, 8, 1, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True)
-        self.r3 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
-        self.c2 = qnn.QuantConv2d(8, 8, 3, padding=1, weight_quant=w, bias_quant=Int32Bias, return_quant_tensor=True)
-        self.r4 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
-        self.p2 = qnn.TruncAvgPool2d(2)
-        self.c3 = qnn.QuantConv2d(8, 8, 3, stride=2, padding=1, weight_quant=w, bias_quant=Int32Bias,
-                                  return_quant_tensor=True)
-        self.r5 = qnn.QuantReLU(act_quant=_u(bits), return_quant_tensor=True)
+        self.c1, self.r1, self.p1 = conv(1, 8, 3, padding=1), relu(), nn.MaxPool2d(2)
+        self.dw, self.r2 = conv(8, 8, 3, padding=1, groups=8), relu()
+        self.pw, self.r3 = conv(8, 8, 1), relu()
+        self.c2, self.r4, self.p2 = conv(8, 8, 3, padding=1), relu(), qnn.TruncAvgPool2d(2)
+        self.c3, self.r5 = conv(8, 8, 3, stride=2, padding=1), relu()
         self.gap = qnn.TruncAdaptiveAvgPool2d((1, 1))
         self.q = qnn.QuantIdentity(act_quant=_s(8), return_quant_tensor=True)
         self.fc = qnn.QuantLinear(8, 3, bias=True, weight_quant=w, bias_quant=Int32Bias)

@@ -133,5 +133,3 @@ def test_qkeras_without_its_environment(tmp_path, monkeypatch):
     fe = detect_format(tmp_path / "m.h5")
     with pytest.raises(ModelImportError, match="not an HDF5 file"):
         fe.files(tmp_path / "m.h5")
-    with pytest.raises(ModelImportError, match="Keras 3 model \\(HGQ2\\): not supported yet"):
-        detect_format(tmp_path / "m.keras")

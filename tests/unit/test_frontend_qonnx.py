@@ -9,7 +9,7 @@ import insitu
 from insitu.config import StudentConfig
 from insitu.distill.export import export_qonnx, export_quantmodel
 from insitu.frontends.execute import input_quant, reference_outputs, run_qonnx
-from insitu.frontends.inputs import ROUNDING_FUNCS, InputQuant
+from insitu.frontends.inputs import InputQuant
 from insitu.ir import reference
 from tests.unit.brevitas_models import CNN, MLP, calibrated
 
@@ -53,7 +53,19 @@ def test_cells_student_imports_to_the_same_ir(tmp_path, calibrated):
     assert qm.n_params() == own.n_params()
 
 
-@pytest.mark.parametrize("mode", sorted(ROUNDING_FUNCS))
+QONNX_MODES = ("ROUND", "HALF_EVEN", "FLOOR", "CEIL", "DOWN", "UP", "HALF_UP", "HALF_DOWN")
+
+
+def test_ap_fixed_rounding_names():
+    """The names HGQ2 uses: RND = floor(x + 1/2), RND_CONV = half to even, TRN = floor; WRAP keeps the low bits."""
+    x = (np.arange(-40, 41) * 0.25)[:, None]
+    for mode, want in (("RND", np.floor(x * 2 + 0.5)), ("RND_CONV", np.round(x * 2)), ("TRN", np.floor(x * 2))):
+        assert np.array_equal(InputQuant(1, 8, True, False, mode).codes(x), want.astype(np.int64))
+    wrap = InputQuant(0, 4, True, False, "TRN", wrap=True).codes(np.array([[7.0], [8.0], [9.5], [-9.0]]))
+    assert wrap.ravel().tolist() == [7, -8, -7, 7]
+
+
+@pytest.mark.parametrize("mode", QONNX_MODES)
 @pytest.mark.parametrize("signed,narrow", [(True, False), (False, False), (True, True), (False, True)])
 def test_input_quantizer_is_qonnx(mode, signed, narrow):
     q = InputQuant(5, 6, signed, narrow, mode)

@@ -28,68 +28,32 @@ class Frontend:
     executor: str  # what `execute` runs, for the report
 
 
+def _lazy(module: str, name: str) -> Callable:
+    """A function of `insitu.frontends.<module>` imported when first called (each framework loads only when used)."""
+    def call(*args):
+        from importlib import import_module
+
+        return getattr(import_module(f"insitu.frontends.{module}"), name)(*args)
+
+    return call
+
+
 def _onnx_files(path: Path) -> list[Path]:
     from insitu.frontends.onnx_file import load_proto_header
 
     return [path, *load_proto_header(path)]
 
 
-def _load_qonnx(path: Path, names: list[str] | None) -> QuantModel:
-    from insitu.frontends.qonnx_import import from_qonnx
-
-    return from_qonnx(path, names)
-
-
-def _run_qonnx(path: Path, x: np.ndarray) -> np.ndarray:
-    from insitu.frontends.execute import run_qonnx
-
-    return run_qonnx(path, x)
-
-
-def _qkeras_files(path: Path) -> list[Path]:
-    from insitu.frontends.qkeras import files
-
-    return files(path)
-
-
-def _load_qkeras(path: Path, names: list[str] | None) -> QuantModel:
-    from insitu.frontends.qkeras import load
-
-    return load(path, names)
-
-
-def _run_qkeras(path: Path, x: np.ndarray) -> np.ndarray:
-    from insitu.frontends.qkeras import execute
-
-    return execute(path, x)
-
-
-def _hgq2_files(path: Path) -> list[Path]:
-    from insitu.frontends.hgq2 import files
-
-    return files(path)
-
-
-def _load_hgq2(path: Path, names: list[str] | None) -> QuantModel:
-    from insitu.frontends.hgq2 import load
-
-    return load(path, names)
-
-
-def _run_hgq2(path: Path, x: np.ndarray) -> np.ndarray:
-    from insitu.frontends.hgq2 import execute
-
-    return execute(path, x)
-
-
 FRONTENDS: dict[str, Frontend] = {
     "qonnx": Frontend("qonnx", "QONNX (.onnx with Quant / Trunc nodes: Brevitas export_qonnx, qonnx converters)",
-                      (".onnx",), _onnx_files, _load_qonnx, _run_qonnx, "qonnx executor (qonnx 1.0.0 + onnxruntime)"),
+                      (".onnx",), _onnx_files, _lazy("qonnx_import", "from_qonnx"), _lazy("execute", "run_qonnx"),
+                      "qonnx executor (qonnx 1.0.0 + onnxruntime)"),
     "qkeras": Frontend("qkeras", "QKeras (.h5 or a SavedModel folder; runs in the QKeras environment, `make qkeras`)",
-                       (".h5", ".hdf5"), _qkeras_files, _load_qkeras, _run_qkeras,
+                       (".h5", ".hdf5"), _lazy("qkeras", "files"), _lazy("qkeras", "load"), _lazy("qkeras", "execute"),
                        "QKeras predict (TensorFlow 2.21, tf-keras, QKeras 0.9.0; quantizers without the STE)"),
-    "hgq2": Frontend("hgq2", "HGQ2 (a Keras 3 .keras file; run on the torch backend)", (".keras",), _hgq2_files,
-                     _load_hgq2, _run_hgq2, "Keras 3 forward pass (HGQ2 0.2.0, torch backend)"),
+    "hgq2": Frontend("hgq2", "HGQ2 (a Keras 3 .keras file; run on the torch backend)", (".keras",),
+                     _lazy("hgq2", "files"), _lazy("hgq2", "load"), _lazy("hgq2", "execute"),
+                     "Keras 3 forward pass (HGQ2 0.2.0, torch backend)"),
 }
 
 
