@@ -269,13 +269,14 @@ def lidar_detect(seq_dir: Annotated[Path, typer.Argument(metavar="SEQ_DIR", help
 
 
 @app.command("compile")
-def compile_(model: Annotated[Path, typer.Argument(metavar="MODEL", help="QONNX .onnx file (Brevitas, qonnx, HGQ2)")],
+def compile_(model: Annotated[Path, typer.Argument(metavar="MODEL", help="QONNX .onnx (Brevitas, qonnx), HGQ2 "
+                                                                         ".keras, QKeras .h5 or SavedModel")],
              out: Annotated[Path, typer.Option("--out", help="run directory (resumable)")],
              inputs: Annotated[Optional[Path], typer.Option(help=".npz with key x: inputs as the framework takes "
                                                                  "them (default: seeded random inputs)")] = None,
              board: Annotated[Optional[str], typer.Option(help="build a bitstream for this board")] = None,
              lanes: Annotated[Optional[int], typer.Option(help="input values per clock (rtl.lanes)")] = None,
-             fmt: Annotated[str, typer.Option("--format", help="auto or qonnx")] = "auto",
+             fmt: Annotated[str, typer.Option("--format", help="auto, qonnx, hgq2 or qkeras")] = "auto",
              seed: int = 0, set_: Sets = None, verbose: bool = False) -> None:
     """Your quantized model to an hls4ml project, Verilog and (with --board) a bitstream, each proven bit for bit
     against the model's own framework; exits non-zero on any mismatch (for CI)."""
