@@ -45,6 +45,29 @@ def test_shell_mismatch_is_reported(tmp_path):
         simulate_shell(design.files, spec, tmp_path / "vectors.npz", expected, 2, tmp_path / "sim")
 
 
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+def test_shell_takes_inputs_wider_than_a_byte(tmp_path):
+    """10-bit signed inputs (an imported model's): two little-endian bytes per value, through the packer."""
+    from insitu.ir.builder import GraphBuilder
+    from insitu.ir.fixed import FixedType
+
+    rng = np.random.default_rng(4)
+    t = FixedType(True, 10, 6)
+    imgs = rng.integers(t.min_int, t.max_int + 1, (4, 1, 12, 12))
+    b = GraphBuilder(imgs, t, rng)
+    b.maxpool(b.requant(b.conv2d("inp", 3, 3, bits=5), bits=5), 2)
+    b.dense(b.flatten(b.layers[-1].name), 3, bits=5)
+    model = b.model()
+    np.savez(tmp_path / "vectors.npz", images=imgs)
+    design = generate(model, tmp_path / "core", 2, 2)
+    assert design.pixel_bits == 10
+    spec = shell.ShellSpec(2, 10, 144, 3, design.score_type.width, 8, osc_mhz=8.0, baud=1_000_000)
+    assert spec.value_bytes == 2 and spec.image_bytes == 288
+    assert shell.encode_values(np.array([-1, 5, -512]), 10) == bytes([0xFF, 0x03, 5, 0, 0x00, 0x02])
+    r = simulate_shell(design.files, spec, tmp_path / "vectors.npz", reference.run(model, imgs), 4, tmp_path / "sim")
+    assert r.exact_answers == 4
+
+
 def test_answer_decoding():
     # class 2, scores -1, 300, -32768 as 2-byte little-endian two's complement
     raw = np.array([[2, 0xFF, 0xFF, 0x2C, 0x01, 0x00, 0x80]])

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 
+import numpy as np
+
 from insitu.errors import RTLError
 from insitu.rtl.vlog import clog2
 
@@ -48,6 +50,23 @@ class ShellSpec:
     def score_bytes(self) -> int:
         return ceil(self.score_width / 8)
 
+    @property
+    def value_bytes(self) -> int:
+        """UART bytes per input value: its two's complement code, little-endian (one byte up to 8 bits)."""
+        return ceil(self.pixel_bits / 8)
+
+    @property
+    def image_bytes(self) -> int:
+        return self.pixels * self.value_bytes
+
+
+def encode_values(codes: np.ndarray, bits: int) -> bytes:
+    """The UART bytes of one input: each value's `bits`-bit two's complement code, little-endian in
+    ceil(bits / 8) bytes, in raster order (what the shell's packer expects)."""
+    n = ceil(bits / 8)
+    v = np.asarray(codes, np.int64).ravel() & ((1 << bits) - 1)
+    return np.stack([(v >> (8 * b)) & 0xFF for b in range(n)], axis=-1).astype(np.uint8).tobytes()
+
 
 def generate(spec: ShellSpec, core_top: str = "insitu_core") -> str:
     """`insitu_shell` (the clock generator and `insitu_shell_logic`) for the board's top level."""
@@ -76,13 +95,15 @@ def _logic(spec: ShellSpec, core_top: str) -> str:
     the toggle is seen); the trigger rises in the core domain the moment the core decides and falls when the
     oscillator domain has counted its length. Because the core domain's logic has no constant that depends on
     its own frequency, the PLL can be set after routing to whatever the placed design meets."""
-    if spec.pixel_bits != 8:
-        raise RTLError(f"the UART shell sends 8-bit pixels; this model's input has {spec.pixel_bits} bits",
-                       "use 8-bit inputs or a custom shell")
+    if spec.pixel_bits > 32:
+        raise RTLError(f"the UART shell takes inputs of up to 32 bits; this model's input has {spec.pixel_bits}",
+                       "use narrower inputs (a multi-channel pixel counts all its channels) or a custom shell")
     if not 0 <= spec.trigger_class < spec.n_classes:
         raise RTLError(f"trigger class {spec.trigger_class} is not one of the {spec.n_classes} classes",
                        f"choose 0..{spec.n_classes - 1}")
-    P, N, K, SW, B = spec.lanes, spec.pixels, spec.n_classes, spec.score_width, spec.score_bytes
+    P, K, SW, B = spec.lanes, spec.n_classes, spec.score_width, spec.score_bytes
+    VB, PX = spec.value_bytes, spec.pixel_bits
+    PB, N = P * VB, spec.image_bytes  # bytes per beat, bytes per input
     nl = max(spec.n_leds, 1)
     trig = spec.trigger_cycles
     idle = max(16, round(spec.idle_reset_ms * 1e3 * spec.osc_mhz))
@@ -95,7 +116,10 @@ def _logic(spec: ShellSpec, core_top: str) -> str:
     if nl >= 2:
         led_expr[nl - 2] = "receiving"
     led_expr.reverse()
-    shift_in = "rx_hold" if P == 1 else f"{{rx_hold, pack[{P * 8 - 1}:8]}}"
+    shift_in = "rx_hold" if PB == 1 else f"{{rx_hold, pack[{PB * 8 - 1}:8]}}"
+    # each lane's value: the low PX bits of its VB little-endian bytes (all of them for 8-bit values)
+    lanes_of = ("full" if VB * 8 == PX else
+                "{" + ", ".join(f"full[{p * VB * 8} +: {PX}]" for p in reversed(range(P))) + "}")
     resp = []
     for k in range(K):
         for b in range(B):
@@ -149,8 +173,9 @@ module insitu_shell_logic (input clk, input cclk, input locked, input uart_rx, o
     wire rst = ~&por;
 {syncs}
     wire rx_vc = rxt_s ^ rxt_p;  // a byte, held in rx_hold
-    reg [{clog2(N + 1) - 1}:0] nbyte; reg [{clog2(P + 1) - 1}:0] nlane;
-    reg [{P * 8 - 1}:0] pack, beat; reg beat_v, beat_last, overflow;
+    reg [{clog2(N + 1) - 1}:0] nbyte; reg [{clog2(PB + 1) - 1}:0] nlane;
+    reg [{PB * 8 - 1}:0] pack; reg [{P * PX - 1}:0] beat; reg beat_v, beat_last, overflow;
+    wire [{PB * 8 - 1}:0] full = {shift_in};
     wire receiving = (nbyte != 0);
     wire idle_reset = receiving & ql_s & ~ql_p;  // the line went quiet in the middle of an image
     wire core_rst = rst | idle_reset;
@@ -160,11 +185,11 @@ module insitu_shell_logic (input clk, input cclk, input locked, input uart_rx, o
         else begin
             if (beat_v & s_tready) beat_v <= 1'b0;
             if (rx_vc) begin
-                if (nlane == {P - 1}) begin
+                if (nlane == {PB - 1}) begin
                     if (beat_v & ~s_tready) overflow <= 1'b1;
-                    beat <= {shift_in}; beat_v <= 1'b1; beat_last <= (nbyte == {N - 1}); nlane <= 0;
+                    beat <= {lanes_of}; beat_v <= 1'b1; beat_last <= (nbyte == {N - 1}); nlane <= 0;
                 end else begin
-                    pack <= {shift_in}; nlane <= nlane + 1'b1;
+                    pack <= full; nlane <= nlane + 1'b1;
                 end
                 nbyte <= (nbyte == {N - 1}) ? 0 : nbyte + 1'b1;
             end

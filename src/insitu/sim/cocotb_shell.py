@@ -15,6 +15,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
+from insitu.rtl.shell import encode_values
+
 async def _send(dut, data: bytes, bit_ps: int) -> None:
     for byte in data:
         for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
@@ -65,7 +67,7 @@ async def shell_images(dut):
     cocotb.start_soon(_pulses(dut, widths))
     reader = cocotb.start_soon(_receive(dut, nresp * len(images), bit_ps, got))
     for img in images:
-        await _send(dut, (img.astype(np.int64) & 0xFF).astype(np.uint8).tobytes(), bit_ps)  # 8-bit codes
+        await _send(dut, encode_values(img, cfg["value_bits"]), bit_ps)
     await cocotb.triggers.with_timeout(reader, bit_ps * 10 * (nresp + 4) * len(images) + 10**9, "ps")
     await Timer(bit_ps * 20, unit="ps")
     np.savez(cfg["out"], answers=np.array(got, np.int64).reshape(len(images), nresp),

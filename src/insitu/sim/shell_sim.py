@@ -52,6 +52,7 @@ def simulate_shell(core_files: list[Path], spec: shell.ShellSpec, vectors: Path,
     (src / "insitu_clkgen_sim.v").write_text(shell.clkgen_passthrough())
     files = [src / "insitu_shell.v", src / "insitu_clkgen_sim.v", shell.uart_file(), *core_files]
     cfg = {"vectors": str(vectors.resolve()), "count": int(count), "clks_per_bit": spec.clks_per_bit,
+           "value_bits": spec.pixel_bits,
            "n_classes": spec.n_classes, "score_bytes": spec.score_bytes, "osc_ps": osc_ps, "core_ps": core_ps}
     out = run_cocotb(files, "insitu_shell_logic", "insitu.sim.cocotb_shell", cfg, work, simulator, timeout_s)[0]
     with np.load(out, allow_pickle=False) as z:

@@ -53,10 +53,10 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     (staging / "verilog" / "insitu_shell.v").write_text(shell.generate(spec))
     (staging / "verilog" / "insitu_clkgen.v").write_text(clkgen)
     verilog = sorted((staging / "verilog").glob("*.v"))
+    protocol = {"image_bytes": spec.image_bytes, "value_bytes": spec.value_bytes, "value_bits": spec.pixel_bits,
+                "answer_bytes": 1 + spec.n_classes * spec.score_bytes, "score_bytes": spec.score_bytes}
     summary: dict = {"board": board.name, "device": board.device, "flow": board.flow, "clock_mhz": round(clock, 4),
-                     "uart_baud": spec.baud, "protocol": {"image_bytes": spec.pixels, "answer_bytes":
-                                                          1 + spec.n_classes * spec.score_bytes,
-                                                          "score_bytes": spec.score_bytes}}
+                     "uart_baud": spec.baud, "protocol": protocol}
     # the whole shell in simulation: UART bytes in, answer and trigger out (a fast baud, same logic)
     if cfg.firmware.shell_sim_images:
         fast = shell.ShellSpec(**{**spec.__dict__, "baud": max(1, round(board.clock_mhz * 1e6 / 5))})
