@@ -133,3 +133,12 @@ def test_qkeras_without_its_environment(tmp_path, monkeypatch):
     fe = detect_format(tmp_path / "m.h5")
     with pytest.raises(ModelImportError, match="not an HDF5 file"):
         fe.files(tmp_path / "m.h5")
+    import json
+
+    import h5py
+
+    with h5py.File(tmp_path / "lam.h5", "w") as f:  # a Keras 2 model file whose layer would run stored code
+        f.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {"layers": [
+            {"class_name": "InputLayer"}, {"class_name": "Lambda", "config": {"function": "..."}}]}})
+    with pytest.raises(ModelImportError, match="holds a Lambda layer"):
+        fe.files(tmp_path / "lam.h5")

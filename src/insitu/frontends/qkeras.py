@@ -40,9 +40,40 @@ def files(path: Path) -> list[Path]:
             if fh.read(8) != b"\x89HDF\r\n\x1a\n":
                 raise ModelImportError(f"{path} is not an HDF5 file (not a Keras .h5 model, or truncated)",
                                        "save the model again with model.save('model.h5')")
+        _no_code(path)
     elif path.is_dir() and not (path / "saved_model.pb").exists():
         raise ModelImportError(f"{path} is a folder without saved_model.pb", "pass a Keras SavedModel folder")
     return [path]
+
+
+def _no_code(path: Path) -> None:
+    """Keras 2's .h5 loader runs the Python bytecode of Lambda layers: refuse them before anything loads."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            cfg = f.attrs.get("model_config")
+    except OSError as exc:
+        raise ModelImportError(f"cannot read {path} as HDF5: {exc}", "save the model again (truncated?)") from None
+    if cfg is None:
+        raise ModelImportError(f"{path} has no model_config (weights only?)", "save the whole model: model.save()")
+    try:
+        tree = json.loads(cfg.decode() if isinstance(cfg, bytes) else str(cfg))
+    except json.JSONDecodeError:
+        raise ModelImportError(f"{path}: its model_config is not JSON", "save the model again") from None
+
+    def names(node):
+        if isinstance(node, dict):
+            yield node.get("class_name")
+            for v in node.values():
+                yield from names(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from names(v)
+
+    if {"Lambda", "TFOpLambda"} & set(names(tree)):
+        raise ModelImportError(f"{path} holds a Lambda layer: loading it would run its stored Python code",
+                               "replace the Lambda by a layer insitu supports (docs/frontends.md)")
 
 
 def _run(args: list[str], work: Path) -> None:
