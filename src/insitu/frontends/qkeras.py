@@ -43,6 +43,11 @@ def files(path: Path) -> list[Path]:
         _no_code(path)
     elif path.is_dir() and not (path / "saved_model.pb").exists():
         raise ModelImportError(f"{path} is a folder without saved_model.pb", "pass a Keras SavedModel folder")
+    elif path.is_dir():
+        meta = path / "keras_metadata.pb"  # the layers' configs, as JSON inside
+        if meta.exists() and any(f'"class_name": "{c}"'.encode() in meta.read_bytes() for c in ("Lambda", "TFOpLambda")):
+            raise ModelImportError(f"{path} holds a Lambda layer: loading it would run its stored Python code",
+                                   "replace the Lambda by a layer insitu supports (docs/frontends.md)")
     return [path]
 
 
