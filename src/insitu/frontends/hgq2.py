@@ -150,7 +150,8 @@ def _handle(walk: Walk, layer, ins: list[Act]) -> Act:
                 "QGlobalMaxPooling1D", "QGlobalMaxPooling2D", "QGlobalMaxPool1D", "QGlobalMaxPool2D"):
         if cfg.get("keepdims"):
             raise walk.refuse(layer, "keepdims=True is not supported")
-        return _after(walk, layer, global_pool(walk, layer, _input(walk, layer, ins), "max" if "Max" in kind else "avg"))
+        a = _input(walk, layer, ins)
+        return _after(walk, layer, global_pool(walk, layer, a, "max" if "Max" in kind else "avg"))
     if kind == "QAdd":
         if getattr(layer, "enable_iq", False):
             ins = [_quantize(walk, layer, a, q, f"input {n}", f"{layer.name}_iq{n}") for n, (a, q)

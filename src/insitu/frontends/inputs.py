@@ -96,7 +96,8 @@ def check_inputs(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarra
         if arr.shape == tuple(shape):
             arr = arr[None]
         else:
-            raise DataError(f"{where}: inputs have shape {arr.shape}, the model takes (N, {', '.join(map(str, shape))})",
+            want = ", ".join(map(str, shape))
+            raise DataError(f"{where}: inputs have shape {arr.shape}, the model takes (N, {want})",
                             "give one input per row, shaped as the model's input without the batch axis")
     if len(arr) == 0:
         raise DataError(f"{where}: no inputs", "give at least one input")
@@ -104,7 +105,8 @@ def check_inputs(x: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarra
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = np.argwhere(bad)[0]
-        raise DataError(f"{where}: input {int(idx[0])} holds a NaN or infinite value (at {tuple(int(i) for i in idx[1:])})",
+        at = tuple(int(i) for i in idx[1:])
+        raise DataError(f"{where}: input {int(idx[0])} holds a NaN or infinite value (at {at})",
                         "a quantizer maps NaN to no integer: clean or drop those inputs")
     return arr
 

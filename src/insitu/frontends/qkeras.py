@@ -45,7 +45,8 @@ def files(path: Path) -> list[Path]:
         raise ModelImportError(f"{path} is a folder without saved_model.pb", "pass a Keras SavedModel folder")
     elif path.is_dir():
         meta = path / "keras_metadata.pb"  # the layers' configs, as JSON inside
-        if meta.exists() and any(f'"class_name": "{c}"'.encode() in meta.read_bytes() for c in ("Lambda", "TFOpLambda")):
+        blob = meta.read_bytes() if meta.exists() else b""
+        if any(f'"class_name": "{c}"'.encode() in blob for c in ("Lambda", "TFOpLambda")):
             raise ModelImportError(f"{path} holds a Lambda layer: loading it would run its stored Python code",
                                    "replace the Lambda by a layer insitu supports (docs/frontends.md)")
     return [path]
