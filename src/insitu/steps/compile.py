@@ -42,10 +42,7 @@ def run_import(cfg: RunConfig, run: RunDir) -> StepResult:
     staging.mkdir(parents=True)
     for f in files:  # a SavedModel is a folder
         (shutil.copytree if f.is_dir() else shutil.copy2)(f, staging / f.name)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.replace(folder)
-    model_path = folder / files[0].name
-    qm = fe.load(model_path, cfg.compile.class_names)
+    qm = fe.load(staging / files[0].name, cfg.compile.class_names)  # a model that fails leaves the run as it was
     layout = qm.meta.get("input_layout")  # a channels-last framework: its shape, and the axes into the IR's
     shape = tuple(layout["shape"]) if layout else tuple(qm.input.shape)
     iq = input_quant(qm)
@@ -54,6 +51,9 @@ def run_import(cfg: RunConfig, run: RunDir) -> StepResult:
     else:
         x, given = iq.random(cfg.compile.n_random, shape, cfg.seed), f"{cfg.compile.n_random} seeded random inputs"
     codes, ref = reference_outputs(qm, x.transpose(layout["to_ir"]) if layout else x)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.replace(folder)
+    model_path = folder / files[0].name
     frac = qm.output_type.frac
     out = run.path("export")
     outputs = qm.save(out)
