@@ -5,7 +5,13 @@ A user's own model: `insitu.from_qonnx(path)`, `insitu.from_keras(path)` and
 board=...)` takes it to verified firmware (see insitu.api).
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# Keras 3 (HGQ2 models) runs on torch here: TensorFlow is not installed in insitu's environment, and Keras would
+# otherwise pick it as its backend the first time anything imports it.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 _API = ("from_qonnx", "from_keras", "from_brevitas", "compile")
 
