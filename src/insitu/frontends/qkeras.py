@@ -85,6 +85,7 @@ def _no_code(path: Path) -> None:
 def _run(args: list[str], work: Path) -> None:
     log = work / "qkeras.log"
     env = {"PYTHONPATH": str(_SRC), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "KERAS_BACKEND": "tensorflow",  # the QKeras environment's own (insitu's process runs Keras on torch)
            "TF_ENABLE_ONEDNN_OPTS": "0", "CUDA_VISIBLE_DEVICES": ""}
     res = run_tool([str(qkeras_python()), "-m", "insitu.frontends.qkeras_export", *args], work, log, TIMEOUT_S,
                    check=False, env=env)
