@@ -33,6 +33,8 @@ def serializer(name: str, lanes: int, lane_width: int) -> str:
     q, lw = lanes, lane_width
     pick = "\n".join(
         f"        {'if' if i == 0 else 'else if'} (rem[{i}]) begin sel = {i}; end" for i in range(q))
+    # the selected lane as a mux of constant slices (a variable part-select sel * lw becomes a multiplier)
+    lane = "\n".join(f"            {i}: lane = cur[{i * lw} +: {lw}];" for i in range(q))
     return f"""module {name} (input clk, input rst, input stall, input empty, input [{q * lw + q - 1}:0] head,
     output pop, output reg out_valid, output reg [{lw - 1}:0] out_data);
     reg [{q * lw - 1}:0] cur; reg [{q - 1}:0] rem;
@@ -41,6 +43,14 @@ def serializer(name: str, lanes: int, lane_width: int) -> str:
         sel = 0;
 {pick}
     end
+    reg [{lw - 1}:0] lane;
+    always @(*) begin
+        lane = {{{lw}{{1'b0}}}};
+        case (sel)
+{lane}
+            default: lane = {{{lw}{{1'b0}}}};
+        endcase
+    end
     wire [{q - 1}:0] after = rem & ~({q}'d1 << sel);
     assign pop = ~stall & ~empty & (after == 0);
     always @(posedge clk) begin
@@ -48,7 +58,7 @@ def serializer(name: str, lanes: int, lane_width: int) -> str:
         else if (stall) out_valid <= 1'b0;
         else begin
             out_valid <= (rem != 0);
-            out_data <= cur[sel * {lw} +: {lw}];
+            out_data <= lane;
             if (pop) begin cur <= head[{q * lw - 1}:0]; rem <= head[{q * lw + q - 1}:{q * lw}]; end
             else rem <= after;
         end
@@ -66,14 +76,22 @@ def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: in
     q, p, w = lanes_in, lanes_out, pixel_width
     cap = 2 * p + q
     fw, cw, rw = clog2(cap + 1), clog2(q + 1), clog2(row + 1)
+    # every slice at a constant index (variable part-selects such as cnt * w become multipliers and shifters):
+    # lane i lands at position popcount(m[i-1:0]); compacted pixel j lands at keep + j, keep <= p + 1 on a pop
+    before = [" + ".join(f"m[{k}]" for k in range(i)) or "0" for i in range(q)]
+    comp = "\n".join(f"        if (m[{i}] && ({before[i]}) == {c}) comp[{c * w} +: {w}] = head[{i * w} +: {w}];"
+                      for i in range(q) for c in range(i + 1))
+    place = "\n".join(f"        if (pop && {j} < cnt && keep == {k}) nxt[{(k + j) * w} +: {w}] = comp[{j * w} +: {w}];"
+                       for k in range(p + 2) for j in range(q) if k + j < cap)
+    count = " + ".join(f"m[{i}]" for i in range(q))
     return f"""module {name} (input clk, input rst, input stall, input empty, input [{q * w + q - 1}:0] head,
     output pop, output reg out_valid, output reg [{p * w - 1}:0] out_data);
     reg [{cap * w - 1}:0] pix; reg [{fw - 1}:0] fill; reg [{rw - 1}:0] rc;
     wire [{q - 1}:0] m = head[{q * w + q - 1}:{q * w}];
-    reg [{q * w - 1}:0] comp; reg [{cw - 1}:0] cnt; integer i, j;
+    reg [{q * w - 1}:0] comp; reg [{cw - 1}:0] cnt;
     always @(*) begin  // the masked pixels, compacted in order
-        comp = 0; cnt = 0;
-        for (i = 0; i < {q}; i = i + 1) if (m[i]) begin comp[cnt * {w} +: {w}] = head[i * {w} +: {w}]; cnt = cnt + 1; end
+        comp = 0; cnt = {count};
+{comp}
     end
     wire emit = (fill >= {p});
     wire [{fw - 1}:0] keep = emit ? fill - {p} : fill;
@@ -84,7 +102,7 @@ def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: in
     reg [{cap * w - 1}:0] nxt;
     always @(*) begin
         nxt = emit ? (pix >> {p * w}) : pix;
-        for (j = 0; j < {q}; j = j + 1) if (pop && j < cnt) nxt[(keep + j) * {w} +: {w}] = comp[j * {w} +: {w}];
+{place}
     end
     always @(posedge clk) begin
         if (rst) begin fill <= 0; rc <= 0; pix <= 0; out_valid <= 1'b0; end
