@@ -291,7 +291,7 @@ def test_backends_refuse_unsupported_kinds_by_name(tmp_path):
     from insitu.rtl import streaming, unrolled
 
     qm, _ = GRAPHS["depthwise_separable_gap"](0, 4, False)
-    with pytest.raises(RTLError, match="this model ends with: GlobalAvgPool"):  # padding and stride stream
+    with pytest.raises(RTLError, match="this model has: GlobalAvgPool"):  # padding and stride stream
         streaming.generate(qm, tmp_path / "s", 1, 2.0)
     support.require(qm, "rtl_unrolled", RTLError)  # every kind lowers to flat ops
     big = GraphBuilder(np.zeros((2, 1, 48, 48), np.int64), FixedType(False, 8, 8), np.random.default_rng(0))
