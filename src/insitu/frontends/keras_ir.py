@@ -171,9 +171,7 @@ def _mean_type(walk: Walk, layer, ir: str, count: int) -> FixedType:
     if count & (count - 1):
         raise walk.refuse(layer, f"averages {count} values: the float mean has no exact fixed-point value",
                           "average a power-of-two number of values")
-    t = walk.type_of(ir)
-    k = count.bit_length() - 1
-    return FixedType(t.signed, t.width + k, t.frac + k, "TRN", "SAT")
+    return graph.exact_mean_type(walk.type_of(ir), count)
 
 
 def pool(walk: Walk, layer, a: Act, kind: str, size, strides, padding: str, out_shape: tuple[int, ...]) -> Act:
@@ -204,11 +202,7 @@ def global_pool(walk: Walk, layer, a: Act, kind: str) -> Act:
 def join(walk: Walk, layer, ins: list[Act], is_add: bool, out_shape: tuple[int, ...]) -> Act:
     acts = [walk.materialize(a, f"{layer.name}_{i}") for i, a in enumerate(ins)]
     irs = [a.ir for a in acts]
-    ts = [walk.type_of(s) for s in irs]
-    f = max(t.frac for t in ts)
-    los = [t.min_int << (f - t.frac) for t in ts]
-    his = [t.max_int << (f - t.frac) for t in ts]
-    t = FixedType.exact(sum(los), sum(his), f) if is_add else FixedType.exact(min(los), max(his), f)
+    t = graph.join_type([walk.type_of(s) for s in irs], is_add)
     cls = Add if is_add else Concatenate
     return Act(walk.add(cls(layer.name, t), irs), tuple(out_shape))
 

@@ -14,11 +14,7 @@ from insitu.ir.layers import (Add, AvgPool1D, AvgPool2D, Concatenate, Conv1D, Co
 
 # --- joins ----------------------------------------------------------------------------------------------------
 def _joined(walk: Walk, irs: list[str], add: bool) -> FixedType:
-    ts = [walk.type_of(s) for s in irs]
-    f = max(t.frac for t in ts)
-    los = [t.min_int << (f - t.frac) for t in ts]
-    his = [t.max_int << (f - t.frac) for t in ts]
-    return FixedType.exact(sum(los), sum(his), f) if add else FixedType.exact(min(los), max(his), f)
+    return graph.join_type([walk.type_of(s) for s in irs], add)
 
 
 def add(walk: Walk, node) -> None:
@@ -90,9 +86,7 @@ def _mean_type(walk: Walk, node, ir: str, count: int) -> FixedType:
         raise walk.refuse(node, f"averages {count} values: the float mean has no exact fixed-point value",
                           "average a power-of-two number of values (2x2, 4x4 windows; a 4x4 or 8x8 map for global "
                           "pooling)")
-    t = walk.type_of(ir)
-    k = count.bit_length() - 1
-    return FixedType(t.signed, t.width + k, t.frac + k, "TRN", "SAT")
+    return graph.exact_mean_type(walk.type_of(ir), count)
 
 
 def averagepool(walk: Walk, node) -> None:

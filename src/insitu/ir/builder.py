@@ -12,7 +12,7 @@ import numpy as np
 
 from insitu.ir import reference
 from insitu.ir.fixed import FixedType
-from insitu.ir.graph import exact_acc
+from insitu.ir.graph import exact_acc, join_type
 from insitu.ir.layers import (Add, AvgPool1D, AvgPool2D, Concatenate, Conv1D, Conv2D, Dense, Flatten, GlobalAvgPool,
                               GlobalMaxPool, Input, Layer, MaxPool1D, MaxPool2D, Requant, Reshape, ScaleShift)
 from insitu.ir.model import QuantModel
@@ -134,11 +134,7 @@ class GraphBuilder:
 
     # --- joins and shapes ------------------------------------------------------------------------------
     def _joined(self, srcs: list[str], add: bool) -> FixedType:
-        ts = [self.types[s] for s in srcs]
-        frac = max(t.frac for t in ts)
-        lo = [t.min_int << (frac - t.frac) for t in ts]
-        hi = [t.max_int << (frac - t.frac) for t in ts]
-        return FixedType.exact(sum(lo) if add else min(lo), sum(hi) if add else max(hi), frac)
+        return join_type([self.types[s] for s in srcs], add)
 
     def add(self, *srcs: str) -> str:
         t = self._joined(list(srcs), add=True)

@@ -123,6 +123,22 @@ def exact_acc(weight: np.ndarray, bias: np.ndarray, in_t: FixedType, frac: int) 
     return FixedType.exact(int(min(min(lo), 0)), int(max(max(hi), 0)), frac)
 
 
+def join_type(types: Sequence[FixedType], add: bool) -> FixedType:
+    """The exact type of an Add (every sum of the operands' ranges) or a Concatenate of operands of `types`,
+    at their finest fractional bits."""
+    frac = max(t.frac for t in types)
+    lo = [t.min_int << (frac - t.frac) for t in types]
+    hi = [t.max_int << (frac - t.frac) for t in types]
+    return FixedType.exact(sum(lo) if add else min(lo), sum(hi) if add else max(hi), frac)
+
+
+def exact_mean_type(t: FixedType, count: int) -> FixedType:
+    """The type holding the mean of `count` (a power of two) values of type t without rounding: log2(count) more
+    fractional bits, as many more bits of width."""
+    k = count.bit_length() - 1
+    return FixedType(t.signed, t.width + k, t.frac + k, "TRN", "SAT")
+
+
 def dense_weight(layer: Conv2D | Conv1D) -> np.ndarray:
     """The weights of a grouped (depthwise) convolution as an ungrouped one: zero outside each output's group.
     The two compute the same integers, so a backend without groups can run a depthwise layer exactly (an adder
