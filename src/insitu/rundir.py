@@ -6,6 +6,8 @@ leaves a half-written file where a finished one was.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -116,24 +118,46 @@ class RunDir:
             return {"insitu": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": {},
                     "note": "previous manifest was unreadable and was replaced"}
 
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the run directory's manifest lock: steps of one run may finish in different processes (a sweep
+        runs a run's C simulation and its place and route as separate tasks), and each read-modify-write of
+        manifest.json must see the others' records."""
+        with open(self.path(".manifest.lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def record_stage(self, name: str, key: str, seconds: float, outputs: list[Path],
                      summary: dict[str, Any], tools: dict[str, str | None] | None = None) -> None:
+        digests = {str(p.relative_to(self.root)): sha256_file(p) for p in outputs}
+        with self.locked():
+            self.record_stage_digests(name, key, seconds, digests, summary, tools)
+
+    def record_stage_digests(self, name: str, key: str, seconds: float, digests: dict[str, str],
+                             summary: dict[str, Any], tools: dict[str, str | None] | None = None,
+                             finished: str | None = None) -> None:
+        """The manifest record of a stage whose outputs (paths relative to the root) have these hashes; the
+        caller holds `locked()`."""
         m = self.manifest()
         m["versions"] = package_versions()
         m.setdefault("tools", {}).update(tools or {})
         m["stages"][name] = {
             "key": key,
             "seconds": round(seconds, 3),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "outputs": {str(p.relative_to(self.root)): sha256_file(p) for p in outputs},
+            "finished": finished or time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "outputs": digests,
             "summary": summary,
         }
         atomic_write_json(self.path(MANIFEST), m)
 
     def forget_stage(self, name: str) -> None:
-        m = self.manifest()
-        if m["stages"].pop(name, None) is not None:
-            atomic_write_json(self.path(MANIFEST), m)
+        with self.locked():
+            m = self.manifest()
+            if m["stages"].pop(name, None) is not None:
+                atomic_write_json(self.path(MANIFEST), m)
 
     def stage_intact(self, name: str, key: str) -> bool:
         """True when the stage finished with this key and every output still has its recorded hash."""
