@@ -84,6 +84,8 @@ class DistillConfig(_Strict):
     lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
     qat_lr: float = Field(1e-3, gt=0, le=1.0, description="QAT fine-tuning learning rate")
     augment: bool = True
+    ablation: bool = Field(True, description="also train the same student without the teacher (the KD gain); "
+                                             "false halves the step's time (sweeps)")
 
 
 class HLSConfig(_Strict):
@@ -132,6 +134,8 @@ class FirmwareConfig(_Strict):
         "auto", description="map multipliers to DSP blocks (true) or to LUTs (false; narrow products are cheap in "
                             "LUTs); auto: DSP blocks when the core's products fit the device's, else LUTs")
     timeout_s: float = Field(3600, gt=0, description="per tool call")
+    estimate_only: bool = Field(False, description="open-flow boards: Yosys synthesis estimates of the whole shell "
+                                                   "instead of place and route (what `insitu sweep --estimate-only` sets)")
 
 
 class RunConfig(_Strict):

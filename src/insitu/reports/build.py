@@ -78,7 +78,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
                     "steps": student["steps_per_student"], "confusion": student["kd"]["confusion"],
                     "params_vs_teacher": student["params"] / teacher["params"]},
         "student_no_kd": {"accuracy": student["nokd"]["accuracy"], "accuracy_float": student["nokd_float"]["accuracy"],
-                          "confusion": student["nokd"]["confusion"]},
+                          "confusion": student["nokd"]["confusion"]} if student.get("nokd") else None,
         "kd_gain_points": student["kd_gain_points"],
         "reference": {**export["reference_vs_brevitas"], "accuracy": export["reference_accuracy"],
                       "tensor_types": export["tensor_types"], "qonnx": export["qonnx"]},

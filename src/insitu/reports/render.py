@@ -15,9 +15,10 @@ def confusion_plot(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = report["dataset"]["classes"]
-    panels = [("teacher", report["teacher"]), ("KD student (QAT)", report["student"]),
-              ("no-KD student (QAT)", report["student_no_kd"])]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    panels = [("teacher", report["teacher"]), ("KD student (QAT)", report["student"])]
+    if report["student_no_kd"]:
+        panels.append(("no-KD student (QAT)", report["student_no_kd"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
     for ax, (title, part) in zip(axes, panels):
         m = np.asarray(part["confusion"], dtype=float)
         norm = m / np.maximum(m.sum(1, keepdims=True), 1)
@@ -65,14 +66,15 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         f"| student, distilled, float | {s['params']:,} | {pct(s['accuracy_float'])} |",
         f"| **student, distilled, {s['weight_bits']}-bit weights / {s['act_bits']}-bit activations (QAT)** | "
         f"{s['params']:,} | **{pct(s['accuracy'])}** |",
-        f"| student without the teacher, float | {s['params']:,} | {pct(n['accuracy_float'])} |",
-        f"| student without the teacher, QAT | {s['params']:,} | {pct(n['accuracy'])} |",
+        *([f"| student without the teacher, float | {s['params']:,} | {pct(n['accuracy_float'])} |",
+           f"| student without the teacher, QAT | {s['params']:,} | {pct(n['accuracy'])} |"] if n else []),
         "",
         f"Distillation mode: **{s['distill_mode']}**"
         + (f" ({s['distill_mode_reason']})" if s.get("distill_mode_reason") else "")
-        + f"; {s['steps']} optimisation steps per student, the same for "
-        f"the ablation. Knowledge distillation gain: **{report['kd_gain_points']:+.2f} points**. "
-        f"The student is {1 / s['params_vs_teacher']:,.0f}x smaller than the teacher.",
+        + f"; {s['steps']} optimisation steps per student"
+        + (f", the same for the ablation. Knowledge distillation gain: **{report['kd_gain_points']:+.2f} points**. "
+           if n else " (no ablation: distill.ablation = false). ")
+        + f"The student is {1 / s['params_vs_teacher']:,.0f}x smaller than the teacher.",
         "",
         f"![confusion matrices]({plot_name})",
         "",

@@ -104,21 +104,26 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     kd_float, kd_quant, kd_steps = train_kd(cfg, data, soft_train, soft_pool, mode, device, teacher)
     x_kd_len = len(data.train_x) + len(data.pool_x)
 
-    # Ablation: same student, seed and split, no teacher; same number of optimisation steps.
-    y_lab = torch.from_numpy(data.train_y).to(device)
-    n_rep = int(np.ceil(x_kd_len / len(data.train_x)))
-    x_ce = np.concatenate([data.train_x] * n_rep)[:x_kd_len]
-    idx_map = torch.from_numpy(np.tile(np.arange(len(data.train_x)), n_rep)[:x_kd_len]).to(device)
+    nokd_float = nokd_quant = None
+    if cfg.distill.ablation:
+        # Ablation: same student, seed and split, no teacher; same number of optimisation steps.
+        y_lab = torch.from_numpy(data.train_y).to(device)
+        n_rep = int(np.ceil(x_kd_len / len(data.train_x)))
+        x_ce = np.concatenate([data.train_x] * n_rep)[:x_kd_len]
+        idx_map = torch.from_numpy(np.tile(np.arange(len(data.train_x)), n_rep)[:x_kd_len]).to(device)
 
-    def ce(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return ce_loss(logits, y_lab[idx_map[idx.to(device)]])
+        def ce(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return ce_loss(logits, y_lab[idx_map[idx.to(device)]])
 
-    nokd_float, nokd_quant, _ = _train_pair(cfg, x_ce, ce, k, size, device, "no-KD student")
+        nokd_float, nokd_quant, _ = _train_pair(cfg, x_ce, ce, k, size, device, "no-KD student")
 
     outputs, metrics = [], {"mode": mode, "mode_reason": why, "steps_per_student": kd_steps}
     student_cfg = {**cfg.student.model_dump(mode="json", exclude_none=True), "classes": k, "image_size": size}
     for name, model, quantized in (("kd_float", kd_float, False), ("kd", kd_quant, True),
                                    ("nokd_float", nokd_float, False), ("nokd", nokd_quant, True)):
+        if model is None:  # distill.ablation = false
+            metrics[name] = None
+            continue
         logits = predict_logits(model, data.test_x, torch.device("cpu"))
         metrics[name] = {"accuracy": accuracy(logits, data.test_y),
                          "confusion": confusion(data.test_y, logits.argmax(1), k).tolist()}
@@ -126,10 +131,11 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         save_checkpoint(path, model, "student_quant" if quantized else "student_float", student_cfg)
         outputs.append(path)
     metrics["params"] = weight_params(kd_quant)
-    metrics["kd_gain_points"] = 100 * (metrics["kd"]["accuracy"] - metrics["nokd"]["accuracy"])
+    metrics["kd_gain_points"] = 100 * (metrics["kd"]["accuracy"] - metrics["nokd"]["accuracy"]) \
+        if metrics["nokd"] else None
     path = run.path("student", "metrics.json")
     atomic_write_json(path, metrics)
-    summary = {"mode": mode, "mode_reason": why, "params": metrics["params"], **{f"{n}_accuracy": metrics[n]["accuracy"]
+    summary = {"mode": mode, "mode_reason": why, "params": metrics["params"], **{f"{n}_accuracy": (metrics[n] or {}).get("accuracy")
                for n in ("kd", "kd_float", "nokd", "nokd_float")}, "kd_gain_points": metrics["kd_gain_points"]}
     return StepResult(outputs + [path], summary)
 

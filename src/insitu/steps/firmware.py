@@ -14,7 +14,7 @@ import shutil
 from insitu.boards import get_board
 from insitu.config import RunConfig
 from insitu.errors import RTLError, ToolError
-from insitu.firmware import estimate, open_flow
+from insitu.firmware import cost, estimate, open_flow
 from insitu.firmware.fit import check_fit_from_log, use_dsp
 from insitu.pipeline import StepResult
 from insitu.rtl import shell
@@ -24,6 +24,7 @@ from insitu.sim.shell_sim import simulate_shell
 from insitu.sim.vectors import load_vectors
 
 TOP = "insitu_shell"
+OPEN_FAMILIES = {"open-ecp5": "ecp5", "open-ice40": "ice40"}
 
 
 def _shell_spec(cfg: RunConfig, design: dict, board) -> shell.ShellSpec:
@@ -70,7 +71,16 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     tools: dict = {}
     dsp, dsp_why = use_dsp(cfg.firmware.dsp, design.get("multipliers", 0), board.device)
     summary["dsp_mapping"] = {"dsp": dsp, "why": dsp_why}
-    if board.flow in ("open-ecp5", "open-ice40"):
+    if board.flow in ("open-ecp5", "open-ice40") and cfg.firmware.estimate_only:
+        fam = OPEN_FAMILIES[board.flow]
+        res_est, cells, tool = cost.synthesise(verilog, TOP, fam, staging / "estimate", cfg.firmware.timeout_s, dsp)
+        summary["impl"] = {"board": board.name, "device": board.device, "fmax_mhz": None, "timing_met": None,
+                           **{k: res_est.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
+                           "estimate": {"kind": f"pre-place-and-route estimate (yosys synth_{fam}, the whole shell)",
+                                        "family": fam, **res_est, "cells": cells, "tool": tool},
+                           "bitstream": None, "bitstream_sha256": None}
+        tools = {"yosys": tool}
+    elif board.flow in ("open-ecp5", "open-ice40"):
         try:
             res = open_flow.build(board, verilog, TOP, staging / "build", clock, cfg.firmware.seed,
                                   cfg.firmware.timeout_s, router=cfg.firmware.router, dsp=dsp)
