@@ -104,6 +104,11 @@ def compile_config(model_path: Path, inputs: str | Path | None, board: str | Non
     return build_config("default", over, app="compile")
 
 
+def compile_section(model_path: Path, inputs: Path | None) -> dict[str, Any]:
+    """The `compile` section of a run that compiles this model file (for a model sweep)."""
+    return compile_config(Path(model_path), inputs, None, None, None).compile.model_dump(mode="json")
+
+
 def compile(model: QuantModel | str | Path | Any, out: str | Path, inputs: str | Path | np.ndarray | None = None,
             board: str | None = None, lanes: int | None = None, sets: list[str] | None = None,
             input_shape: tuple[int, ...] | None = None, seed: int = 0, jobs: int = 3) -> dict:

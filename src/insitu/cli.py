@@ -303,6 +303,41 @@ def compile_(model: Annotated[Path, typer.Argument(metavar="MODEL", help="QONNX 
 
 
 @app.command()
+def sweep(spec: Annotated[Path, typer.Argument(metavar="SPEC", help="sweep spec (.toml): app or model, preset, set, "
+                                                                   "[grid] or [random] axes")],
+          out: Annotated[Path, typer.Option("--out", help="sweep directory (resumable): points/, sweep.json, "
+                                                          "sweep.csv, report.md")],
+          address: Annotated[Optional[str], typer.Option(help="an existing Ray cluster: auto or ray://host:port "
+                                                              "(default: a local Ray for this sweep)")] = None,
+          workers: Annotated[Optional[int], typer.Option(help="CPUs of the local Ray (default: all cores)")] = None,
+          estimate_only: Annotated[bool, typer.Option("--estimate-only", help="Yosys estimates, no place and "
+                                                                              "route")] = False,
+          route_front: Annotated[bool, typer.Option("--route-front", help="place and route the points on the "
+                                                    "front of the estimate-only sweep in OUT")] = False,
+          verbose: bool = False) -> None:
+    """Sweep a design space on Ray: every point a run directory, shared steps computed once, the
+    accuracy-latency-LUT Pareto front in OUT/report.md."""
+    _setup_logging(verbose)
+    try:
+        from insitu.api import compile_section
+        from insitu.steps import APP_STEPS
+        from insitu.sweep import load_spec, run_sweep
+
+        doc = run_sweep(load_spec(spec, compile_section), out, APP_STEPS.__getitem__, workers, address,
+                        estimate_only, show=sys.stdout.isatty(), route_front=route_front)
+    except InsituError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: finished points are kept in {out}; run the same command to resume")
+        raise typer.Exit(130) from None
+    done = sum(p["status"] == "done" for p in doc["points"])
+    console.print(f"{done}/{len(doc['points'])} points done in {doc['wall_seconds']:.0f} s; "
+                  f"{sum(p['pareto'] for p in doc['points'])} on the Pareto front; report: {out / 'report.md'}")
+    if done < len(doc["points"]):
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the insitu version and the versions of the stack it runs on."""
     from insitu.rundir import package_versions
