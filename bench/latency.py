@@ -1,12 +1,12 @@
 """FPGA latency sweep: pixel lanes P -> cycles (RTL simulation), Fmax and resources (real place and route),
 microseconds, against the published 14.5 µs and against the same student on this CPU.
 
-For every P it generates the streaming core from the run's QuantModel, simulates --images test images with
-cocotb (bit-exact against the reference, or it stops), wraps the board shell around the core and runs the
-open flow for --board. Results go to a table, to bench/results/latency.json and to RUN/lane_sweep.json
-(which the run's report plots).
+It is an `insitu sweep` (one mechanism): it writes a sweep spec over `rtl.lanes` whose points are the run's own
+configuration (its steps up to the export are taken from the run, not re-trained), runs it on a local Ray
+(`--workers` place and routes at a time), and prints the table. Results go to bench/results/latency.json and to
+RUN/lane_sweep.json (which the run's report plots); the sweep itself stays in RUN/lane-sweep/ (resumable).
 
-    python bench/latency.py --run runs/cells-... [--lanes 1 2 4 8] [--board ulx3s-85f] [--images 200]
+    python bench/latency.py --run runs/cells-... [--lanes 1 2 4 8] [--board ulx3s-85f] [--images 200] [--workers 2]
 """
 
 from __future__ import annotations
@@ -15,20 +15,14 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from insitu.boards import get_board
-from insitu.firmware import open_flow
-from insitu.firmware.fit import use_dsp
-from insitu.ir.model import QuantModel
-from insitu.reports.latency import latency_section
-from insitu.rtl import shell, streaming
-from insitu.sim.rtl import pick_simulator, simulate
-from insitu.sim.vectors import load_vectors
+from insitu.config import load_config
+from insitu.steps import APP_STEPS
+from insitu.sweep import load_spec, run_sweep
 
 PUBLISHED_US = 14.5
 GOAL_US = 5.0
@@ -48,36 +42,45 @@ def cpu_student_us(run: Path, iters: int = 2000) -> float | None:
     return _stats(times, 1)[0]
 
 
-def sweep_one(qm: QuantModel, vec_path: Path, lanes: int, board_name: str, clock_mhz: float, images: int,
-              cutoff: float, work: Path, router: str) -> dict:
-    board = get_board(board_name)
-    vec = load_vectors(vec_path)
-    design = streaming.generate(qm, work / "verilog", lanes, cutoff)
-    n = min(images, len(vec.images))
-    sim = simulate(design.files, design.to_dict(), vec_path, vec.expected, work / "sim", n,
-                   simulator=pick_simulator("auto"))
-    rtl = {**sim.to_dict(), "beats_per_image": design.beats, "lanes": lanes}
-    clkgen, clock = shell.clkgen_ecp5(board.clock_mhz, clock_mhz) if board.flow == "open-ecp5" else \
-        (shell.clkgen_passthrough(), board.clock_mhz)
-    spec = shell.ShellSpec(lanes, 8, design.height * design.width, design.n_classes, design.score_type.width,
-                           len(board.pins.leds), board.clock_mhz)
-    (work / "insitu_shell.v").write_text(shell.generate(spec))
-    (work / "insitu_clkgen.v").write_text(clkgen)
-    files = [work / "insitu_shell.v", work / "insitu_clkgen.v", shell.uart_file(), *design.files]
-    t0 = time.monotonic()
-    dsp, _ = use_dsp("auto", design.multipliers, board.device)
-    res = open_flow.build(board, files, "insitu_shell", work / "build", clock, 1, 3600, router=router, dsp=dsp)
-    if board.flow == "open-ecp5":  # the bitstream's clock: the fastest PLL setting the routed design meets
-        res, setting = open_flow.retune_pll(res, board, work / "build", "insitu_shell", 3600)
-        clock = setting.mhz
-    rep = res.report
-    impl = {"board": board.name, "fmax_mhz": round(rep.fmax_mhz, 2), "timing_met": rep.timing_met,
-            "bitstream": res.bitstream.name, "clock_mhz": round(clock, 4),
-            **{k: rep.used.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
-            "percent_lut": round(rep.percent("lut"), 2), "build_seconds": round(time.monotonic() - t0, 1),
-            "router": router}
-    return {"lanes": lanes, "rtl": rtl, "impl": impl, "latency_us": latency_section(rtl, impl, clock),
-            "board": board.name}
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def write_spec(run: Path, lanes: list[int], board: str, clock_mhz: float, router: str, images: int,
+               cutoff: float, path: Path) -> Path:
+    """A sweep spec whose points are the run's configuration with rtl.lanes = each of `lanes`."""
+    cfg = load_config(run / "config.json")
+    fixed = {k: v for k, v in _flat(cfg.model_dump(mode="json")).items()
+             if k not in ("app", "preset") and not k.startswith(("lidar.", "compile.")) and v is not None}
+    fixed.update({"firmware.board": board, "firmware.clock_mhz": clock_mhz, "firmware.router": router,
+                  "firmware.enabled": True, "firmware.estimate_only": False, "rtl.sim_vectors": images, "rtl.latency_cutoff": cutoff})
+    lines = [f'app = "{cfg.app}"', f'preset = "{cfg.preset}"', f'from_run = "{run.resolve()}"', "", "[set]"]
+    lines += [f'"{k}" = {json.dumps(v)}' for k, v in sorted(fixed.items())]  # JSON scalars and lists read as TOML
+    lines += ["", "[grid]", f'"rtl.lanes" = {json.dumps(lanes)}', ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def rows_of(doc: dict) -> list[dict]:
+    """lane_sweep.json rows (the run report's latency plot reads them) from the sweep's points."""
+    rows = []
+    for p in doc["points"]:
+        if p["status"] != "done":
+            print(f"lanes {p['overrides']['rtl.lanes']}: {p['status']}: {p['error']}", flush=True)
+            continue
+        rep = json.loads((Path(p["run_dir"]) / "report.json").read_text())
+        rows.append({"lanes": p["overrides"]["rtl.lanes"], "board": rep["impl"]["board"],
+                     "rtl": {**rep["rtl"], "lanes": p["overrides"]["rtl.lanes"]},
+                     "impl": {**rep["impl"], "build_seconds": rep["stage_seconds"].get("firmware")},
+                     "latency_us": rep["latency_us"], "run_dir": p["run_dir"]})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,16 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--router", default="router1", choices=("router1", "router2"))
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--cutoff", type=float, default=2.0)
+    ap.add_argument("--workers", type=int, default=None, help="place and routes at a time (default: all cores)")
     args = ap.parse_args(argv)
-    qm = QuantModel.load(args.run / "export")
-    rows = []
-    for p in args.lanes:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows.append(sweep_one(qm, args.run / "export" / "vectors.npz", p, args.board, args.clock_mhz,
-                                  args.images, args.cutoff, Path(tmp), args.router))
-        print(json.dumps(rows[-1]), flush=True)
+    out = args.run / "lane-sweep"
+    spec = write_spec(args.run, args.lanes, args.board, args.clock_mhz, args.router, args.images, args.cutoff,
+                      out / "lanes.toml")
+    rows = rows_of(run_sweep(load_spec(spec), out, APP_STEPS.__getitem__, workers=args.workers,
+                             show=sys.stdout.isatty()))
     cpu = cpu_student_us(args.run)
-    table = Table(title=f"{args.board}: first pixel -> decision, cycles from cocotb RTL simulation, µs at the "
+    table = Table(title=f"{args.board} (insitu sweep {out}): first pixel -> decision, cycles from cocotb RTL simulation, µs at the "
                         "bitstream clock (the PLL set after routing to the fastest setting the design meets); "
                         f"CPU = same student, ONNX Runtime, batch 1 ({cpu:.1f} µs)")
     for col in ("P", "bit-exact", "cycles first→dec", "cycles last→dec", "II", "clock MHz", "µs first→dec",
