@@ -93,13 +93,11 @@ def cost_rows(qm, lanes: list[int]) -> dict:
 
 
 def pareto(points: list[tuple[float, float, float]]) -> list[bool]:
-    """(accuracy up, lut down, cycles down): True where no other point is at least as good in all and better in one."""
-    flags = []
-    for i, (a, lut, cyc) in enumerate(points):
-        dominated = any(b >= a and m <= lut and c <= cyc and (b > a or m < lut or c < cyc)
-                        for j, (b, m, c) in enumerate(points) if j != i)
-        flags.append(not dominated)
-    return flags
+    """(accuracy up, lut down, cycles down): the sweep's own Pareto definition (insitu.sweep.results)."""
+    from insitu.sweep.results import pareto_flags
+
+    return pareto_flags([{"status": "done", "metrics": {"accuracy": a, "lut": lut, "latency_us": cyc}}
+                         for a, lut, cyc in points])
 
 
 def main(argv: list[str] | None = None) -> int:
