@@ -87,6 +87,29 @@ def test_second_run_reruns_nothing(sweep4):
 
 
 @pytest.mark.slow
+def test_route_front_builds_bitstreams_for_the_estimated_front(sweep4):
+    out, doc = sweep4
+    front = {p["name"] for p in doc["points"] if p["pareto"]}
+    routed = run_sweep(load_spec(out / "spec.toml"), out, APP_STEPS.__getitem__, workers=2, show=False,
+                       route_front=True)
+    assert set(routed["routed_front"]) == front and routed["estimate_only"] is False
+    by_name = {p["name"]: p for p in routed["points"]}
+    assert set(by_name) == {p["name"] for p in doc["points"]}
+    for name, p in by_name.items():
+        m = p["metrics"]
+        if name in front:
+            rep = json.loads((Path(p["run_dir"]) / "report.json").read_text())
+            assert p["status"] == "done" and m["estimated"] is False and m["fmax_mhz"] > 0
+            assert rep["impl"]["bitstream"] and rep["latency_us"]["clock"] == "bitstream"
+            assert m["latency_us"] == rep["latency_us"]["first_pixel_to_decision"]
+            stages = json.loads((Path(p["run_dir"]) / "manifest.json").read_text())["stages"]
+            assert "imported_from" in stages["teacher"]["summary"] or name == routed["points"][0]["name"]
+        else:
+            assert m["estimated"] is True
+    assert "placed and routed" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path):
     spec = _spec(tmp_path / "s.toml", '"rtl.lanes" = [2, 5]\n')  # 5 lanes do not divide the 24-pixel rows
     proc = cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "2", "--estimate-only", check=False)

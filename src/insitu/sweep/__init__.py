@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from insitu.config import load_config
 from insitu.errors import InsituError
 from insitu.pipeline import Step
 from insitu.rundir import atomic_write_json, atomic_write_text
@@ -55,6 +56,11 @@ def _estimated_front(out: Path, spec: SweepSpec) -> tuple[set[str], list[dict[st
     return {p["name"] for p in kept if p["pareto"]}, kept
 
 
+def _routed(run_dir: Path):
+    cfg = load_config(run_dir / "config.json")
+    return cfg.model_copy(update={"firmware": cfg.firmware.model_copy(update={"estimate_only": False})})
+
+
 def run_sweep(spec: SweepSpec, out: Path, steps_for_app: Callable[[str], list[Step]], workers: int | None = None,
               address: str | None = None, estimate_only: bool = False, show: bool = True,
               route_front: bool = False) -> dict[str, Any]:
@@ -65,8 +71,8 @@ def run_sweep(spec: SweepSpec, out: Path, steps_for_app: Callable[[str], list[St
     spec = _prepare(spec, estimate_only and not route_front)
     steps = steps_for_app(spec.app)
     points = spec.points()
-    if route_front:
-        points = [p for p in points if p.name in front]
+    if route_front:  # the front's points as they ran (their config.json), now with place and route
+        points = [Point(p["overrides"], _routed(Path(p["run_dir"]))) for p in kept if p["name"] in front]
         kept = [p for p in kept if p["name"] not in front]
     root = out / "points"
     root.mkdir(parents=True, exist_ok=True)
