@@ -183,7 +183,8 @@ def build(board: Annotated[str, typer.Option(help="board name (see `insitu board
         cfg_path = out / "config.json"
         base = load_config(cfg_path).model_dump(mode="json") if cfg_path.exists() else {}
         over = overrides_to_dict(set_ or [])
-        over = _deep(over, {"firmware": {"board": board}, **({"rtl": {"lanes": lanes}} if lanes else {})})
+        over = _deep(over, {"firmware": {"board": board, "enabled": True},
+                            **({"rtl": {"lanes": lanes}} if lanes else {})})
         preset = base.get("preset", "default")
         cfg = build_config(preset, _deep(base, over) if base else over)
         _run(cfg, out, None, frozenset())
@@ -200,7 +201,7 @@ def _bundle_bitstream(out: Path, board: str) -> Path:
     name = (json.loads(impl.read_text()).get("impl") or {}).get("bitstream")
     if not name:
         raise InsituError(f"the {board} bundle in {out} has no bitstream (an estimate-only board)",
-                          "choose an ECP5 or iCE40 board for a bitstream")
+                          "choose an ECP5 or iCE40 board, or an AMD board with Vivado on PATH, for a bitstream")
     return out / "firmware" / board / name
 
 

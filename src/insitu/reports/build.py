@@ -26,6 +26,8 @@ def firmware_section(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
     out["impl"] = impl_doc.get("impl")
     if "shell_sim" in impl_doc:
         out["shell_sim"] = impl_doc["shell_sim"]
+    if "vivado" in impl_doc:
+        out["vivado"] = impl_doc["vivado"]
     out["latency_us"] = latency_section(out["rtl"], out["impl"], impl_doc.get("clock_mhz"))
     cpu = run.path("cpu_latency.json")
     if cpu.exists():

@@ -38,7 +38,7 @@ def section(report: dict[str, Any], plot_name: str | None) -> list[str]:
         return []
     ok = "bit-exact" if rtl["vectors"] == rtl["bit_exact_vectors"] else "MISMATCH"
     cyc = lat["cycles"] if lat else {}
-    lines = ["## Firmware (vendor-free)", "",
+    lines = ["## Firmware", "",
              f"- RTL ({rtl['lanes']} pixel lanes, da4ml pipeline cut {rtl['latency_cutoff']}) simulated with "
              f"{rtl['simulator']} + cocotb: **{rtl['bit_exact_vectors']} / {rtl['vectors']} images {ok}**.",
              f"- Cycles: first pixel → decision {cyc.get('first_pixel_to_decision')}, last pixel → decision "
@@ -50,7 +50,13 @@ def section(report: dict[str, Any], plot_name: str | None) -> list[str]:
                 else "no trigger pulse")
         lines.append(f"- Board shell simulated over its UART: {shell['exact_answers']} / {shell['images']} answers "
                      f"exact, {trig} (expected {shell['expected_triggers']}).")
-    if impl and impl.get("fmax_mhz"):
+    if impl and impl.get("flow") == "vivado" and not impl.get("bitstream"):
+        met = "met" if impl["timing_met"] else f"**NOT met** (WNS {impl['wns_ns']} ns)"
+        lines.append(f"- {impl['board']} ({impl['device']}): the core as an AXI4-Stream IP, implemented out of "
+                     f"context by Vivado at {impl['clock_mhz']} MHz: timing {met}, Fmax {impl['fmax_mhz']} MHz; "
+                     f"LUT {impl['lut']:,}, FF {impl['ff']:,}, DSP {impl['dsp']}, BRAM {impl['bram']}; IP "
+                     f"`{impl.get('ip')}` in the bundle's vivado/ folder.")
+    elif impl and impl.get("fmax_mhz"):
         met = "met" if impl["timing_met"] else f"**NOT met** (at {impl['target_mhz']} MHz)"
         pc = impl.get("percent", {})
         pll = impl.get("pll") or {}
@@ -76,8 +82,13 @@ def section(report: dict[str, Any], plot_name: str | None) -> list[str]:
                   "last pixel (negative: it never reads the last rows), so more pixel lanes, not a faster core, is "
                   "what shortens the decision."]
     elif impl:
-        lines.append(f"- {impl['board']} ({impl['device']}): pre-place-and-route **estimate** (Yosys synth_xilinx): "
+        kind = (impl.get("estimate") or {}).get("kind", "pre-place-and-route estimate")
+        lines.append(f"- {impl['board']} ({impl['device']}): **{kind}**: "
                      f"LUT {impl['lut']:,}, FF {impl['ff']:,}, DSP {impl['dsp']}, BRAM {impl['bram']}; no timing.")
+    viv = report.get("vivado")
+    if viv and not viv.get("built"):
+        lines.append(f"- Vivado ({viv['mode']} mode): {viv['reason']}; the scripts are in the bundle "
+                     f"(`{viv['scripts']}`).")
     if plot_name:
         lines += ["", f"![latency vs resources]({plot_name})"]
     return lines + [""]

@@ -14,7 +14,7 @@ import shutil
 from insitu.boards import get_board
 from insitu.config import RunConfig
 from insitu.errors import RTLError, ToolError
-from insitu.firmware import cost, estimate, open_flow
+from insitu.firmware import cost, estimate, open_flow, vivado
 from insitu.firmware.fit import check_fit_from_log, use_dsp
 from insitu.pipeline import StepResult
 from insitu.rtl import shell
@@ -31,6 +31,34 @@ def _shell_spec(cfg: RunConfig, design: dict, board) -> shell.ShellSpec:
     return shell.ShellSpec(design["lanes"], design["pixel_bits"], design["height"] * design["width"],
                            design["n_classes"], design["score_type"]["width"], len(board.pins.leds) or 1,
                            board.clock_mhz, cfg.firmware.baud, cfg.firmware.trigger_class, cfg.firmware.trigger_us)
+
+
+def _amd(cfg: RunConfig, board, design: dict, verilog: list, staging) -> tuple[dict, dict, dict]:
+    """AMD boards: the Vivado bundle (the shell with the board's XDC, or the core as an AXI4-Stream IP), built when
+    Vivado is on PATH; otherwise a labelled Yosys estimate of the core, and the scripts to run by hand."""
+    mode = "shell" if board.has_shell_pins else "ip"
+    vdir = staging / "vivado"
+    files = verilog
+    if mode == "ip":
+        wrapper = staging / "verilog" / f"{vivado.IP_TOP}.v"
+        wrapper.write_text(vivado.axis_wrapper(design))
+        files = [f for f in sorted((staging / "verilog").glob("*.v"))
+                 if f.name not in ("insitu_shell.v", "insitu_clkgen.v", shell.uart_file().name)]
+    exe = vivado.find_vivado()
+    if exe is not None:
+        res = vivado.build(board, files, vdir, board.clock_mhz, mode, cfg.firmware.timeout_s, exe)
+        if res.impl.get("bitstream"):
+            shutil.copy(vdir / res.impl["bitstream"], staging / res.impl["bitstream"])
+        return res.impl, {"built": True, "mode": mode, "scripts": "vivado/build.tcl"}, {"vivado": res.tool}
+    vivado.write_project(board, files, vdir, board.clock_mhz, mode)
+    core = [f for f in verilog if f.name not in ("insitu_shell.v", "insitu_clkgen.v", shell.uart_file().name)]
+    est = estimate.estimate(board, core, design["top"], staging / "estimate", cfg.firmware.timeout_s)
+    impl = {"board": board.name, "device": board.device, "fmax_mhz": None, "timing_met": None,
+            **{k: est.resources.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
+            "estimate": est.to_dict(), "bitstream": None, "bitstream_sha256": None}
+    note = {"built": False, "mode": mode, "scripts": "vivado/build.tcl",
+            "reason": "not built: vivado not found (put Vivado on PATH, or run vivado/run.sh where it is)"}
+    return impl, note, {"yosys": est.tool}
 
 
 def run(cfg: RunConfig, run: RunDir) -> StepResult:
@@ -110,13 +138,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         tools = dict(res.tools)
         shutil.copy(staging / "build" / f"{TOP}.{'lpf' if board.flow == 'open-ecp5' else 'pcf'}", staging)
     elif board.flow in ("estimate", "vivado"):
-        est = estimate.estimate(board, [f for f in verilog if f.name not in ("insitu_shell.v", "insitu_clkgen.v")
-                                        and f.name != shell.uart_file().name], design["top"],
-                                staging / "estimate", cfg.firmware.timeout_s)
-        summary["impl"] = {"board": board.name, "device": board.device, "fmax_mhz": None, "timing_met": None,
-                           **{k: est.resources.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},
-                           "estimate": est.to_dict(), "bitstream": None, "bitstream_sha256": None}
-        tools = {"yosys": est.tool}
+        summary["impl"], summary["vivado"], tools = _amd(cfg, board, design, verilog, staging)
     else:  # pragma: no cover - Flow is a closed Literal
         raise RTLError(f"unknown flow {board.flow}", "")
     summary["lanes"] = design["lanes"]
