@@ -81,3 +81,16 @@ def test_failing_vivado_keeps_the_previous_bundle(run):
     proc = cli("build", "--board", "arty-a7-100t", "--out", str(run), env=_env(FAKE_VIVADO="fail"), check=False)
     assert proc.returncode == 2 and "'vivado' failed with exit code 1" in proc.stderr
     assert (bundle / "impl.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_hls_step_runs_vitis_when_present(run):
+    csim = json.loads((run / "hls" / "csim.json").read_text())
+    assert csim["vitis"] == {"run": False, "reason": "not run: vitis-run / vitis_hls / vivado_hls not found"}
+    cli("hls", "--out", str(run), env={**_env(), "FAKE_VITIS_FIXTURES": str(FX)})
+    v = json.loads((run / "hls" / "csim.json").read_text())["vitis"]
+    assert v["csynth"]["latency_max"] == 2402 and v["cosim"]["status"] == "Pass" and v["ip"]
+    seen = json.loads((run / "hls" / "project" / "seen_vitis.json").read_text())
+    assert seen["name"] == "insitu_cells" and seen["opts"]["synth"] == "1"
+    cli("report", "--out", str(run))
+    assert "Vitis HLS C synthesis: latency 2391-2402 cycles" in (run / "report.md").read_text()

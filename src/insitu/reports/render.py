@@ -47,6 +47,21 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+def vitis_lines(v: dict | None) -> list[str]:
+    """Vitis HLS on the hls4ml project: its C synthesis and co-simulation, or why it did not run."""
+    if not v:
+        return []
+    if v.get("run") is False:
+        return [f"- Vitis HLS: {v['reason']}."]
+    cs, co = v.get("csynth") or {}, v.get("cosim") or {}
+    r = cs.get("resources", {})
+    return [f"- Vitis HLS C synthesis: latency {cs.get('latency_min')}-{cs.get('latency_max')} cycles, II "
+            f"{cs.get('ii_min')}-{cs.get('ii_max')}, estimated clock {cs.get('estimated_clock_ns')} ns (target "
+            f"{cs.get('target_clock_ns')}); LUT {r.get('lut')}, FF {r.get('ff')}, DSP {r.get('dsp')}, BRAM_18K "
+            f"{r.get('bram_18k')}. Co-simulation: {co.get('status', 'not run')}; IP: {v.get('ip') or 'none'}"
+            + (f"; missing: {', '.join(v['missing'])}" if v.get("missing") else "") + "."]
+
+
 def markdown(report: dict[str, Any], plot_name: str) -> str:
     d, t, s, n = report["dataset"], report["teacher"], report["student"], report["student_no_kd"]
     r, c = report["reference"], report["csim"]
@@ -84,6 +99,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         "test images identical in every output.",
         f"- hls4ml C simulation ({c['io_type']}, part {c['part']}, {c['clock_period_ns']} ns clock) vs reference: "
         f"**{c['bit_exact_vectors']} / {c['vectors']} vectors {exact}**.",
+        *vitis_lines(c.get("vitis")),
         f"- Tensor types: {' → '.join(f'`{x}`' for x in r['tensor_types'])}.",
         "- QONNX export executed with qonnx vs reference: " + (
             f"{r['qonnx']['bit_exact_vectors']} / {r['qonnx']['vectors']} test images identical."

@@ -1,5 +1,6 @@
 """Step `hls`: write the hls4ml project, compile its C simulation and compare it bit for bit with the
-reference over the test vectors. The project is built in a staging folder and moved into place only when
+reference over the test vectors; then, when Vitis HLS is on PATH, C synthesis, co-simulation and the IP export
+(`insitu.hls.vitis`), their reports in csim.json. The project is built in a staging folder and moved into place only when
 the simulation matched; on a mismatch the staging project is kept for inspection and the step fails."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import shutil
 
 from insitu.config import RunConfig
 from insitu.errors import MismatchError
-from insitu.hls import csim
+from insitu.hls import csim, vitis
 from insitu.hls.project import write_project
 from insitu.ir.model import QuantModel
 from insitu.pipeline import StepResult
@@ -30,6 +31,12 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     summary = {"csim": result.to_dict(), "io_type": cfg.hls.io_type, "part": cfg.hls.part,
                "clock_period_ns": cfg.hls.clock_period_ns, "backend": cfg.hls.backend}
     atomic_write_json(staging / "csim.json", summary)
+    if result.ok:
+        exe = vitis.find_tool() if cfg.hls.synth == "auto" else None
+        summary["vitis"] = vitis.synthesize(project.path, project.name, cfg.hls.synth_timeout_s, exe) if exe else \
+            {"run": False, "reason": "not run: " + ("hls.synth=off" if cfg.hls.synth == "off" else
+                                                    "vitis-run / vitis_hls / vivado_hls not found")}
+        atomic_write_json(staging / "csim.json", summary)
     if not result.ok:
         raise MismatchError(f"C simulation differs from the reference on {result.vectors - result.bit_exact_vectors}"
                             f" of {result.vectors} vectors:\n{result.report}",
