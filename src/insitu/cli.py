@@ -347,3 +347,7 @@ def version() -> None:
 
 
 _register_stage_commands()
+
+from insitu import cli_host  # noqa: E402 - the host-side commands, on the same app
+
+cli_host.register(app, console, _fail, _setup_logging)
