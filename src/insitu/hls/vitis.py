@@ -10,23 +10,18 @@ and which files were not there.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from insitu.errors import ToolError
-from insitu.toolexec import run_tool, tool_version
+from insitu.toolexec import first_on_path, run_tool, tool_version
 
 TOOLS = ("vitis-run", "vitis_hls", "vivado_hls")
 
 
 def find_tool() -> str | None:
-    for name in TOOLS:
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    return None
+    return first_on_path(TOOLS)
 
 
 def command(exe: str) -> list[str]:

@@ -15,19 +15,14 @@ import tty
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import Timer
 
-from insitu.sim.cocotb_shell import _send
+from insitu.sim.cocotb_shell import read_byte, send
 
 
 async def _to_terminal(dut, fd: int, bit_ps: int) -> None:
     while True:
-        await FallingEdge(dut.uart_tx)
-        await Timer(bit_ps * 3 // 2, unit="ps")
-        value = 0
-        for i in range(8):
-            value |= int(dut.uart_tx.value) << i
-            await Timer(bit_ps, unit="ps")
+        value, _ = await read_byte(dut, bit_ps)
         os.write(fd, bytes([value]))
 
 
@@ -59,7 +54,7 @@ async def board(dut):
         except (BlockingIOError, OSError):
             data = b""
         if data:
-            await _send(dut, data, bit_ps)
+            await send(dut, data, bit_ps)
         else:  # idle: let wall time pass rather than simulated time (the shell's idle timer counts the latter)
             time.sleep(0.002)
             await Timer(2 * bit_ps, unit="ps")

@@ -17,22 +17,28 @@ from cocotb.utils import get_sim_time
 
 from insitu.rtl.shell import encode_values
 
-async def _send(dut, data: bytes, bit_ps: int) -> None:
+async def send(dut, data: bytes, bit_ps: int) -> None:
     for byte in data:
         for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
             dut.uart_rx.value = level
             await Timer(bit_ps, unit="ps")
 
 
+async def read_byte(dut, bit_ps: int) -> tuple[int, bool]:
+    """The next byte on uart_tx (8N1) and whether its stop bit was there."""
+    await FallingEdge(dut.uart_tx)
+    await Timer(bit_ps * 3 // 2, unit="ps")
+    value = 0
+    for i in range(8):
+        value |= int(dut.uart_tx.value) << i
+        await Timer(bit_ps, unit="ps")
+    return value, int(dut.uart_tx.value) == 1
+
+
 async def _receive(dut, n: int, bit_ps: int, out: list[int]) -> None:
     while len(out) < n:
-        await FallingEdge(dut.uart_tx)
-        await Timer(bit_ps * 3 // 2, unit="ps")
-        value = 0
-        for i in range(8):
-            value |= int(dut.uart_tx.value) << i
-            await Timer(bit_ps, unit="ps")
-        if int(dut.uart_tx.value) != 1:
+        value, stop = await read_byte(dut, bit_ps)
+        if not stop:
             raise AssertionError(f"byte {len(out)}: no stop bit")
         out.append(value)
 
@@ -67,7 +73,7 @@ async def shell_images(dut):
     cocotb.start_soon(_pulses(dut, widths))
     reader = cocotb.start_soon(_receive(dut, nresp * len(images), bit_ps, got))
     for img in images:
-        await _send(dut, encode_values(img, cfg["value_bits"]), bit_ps)
+        await send(dut, encode_values(img, cfg["value_bits"]), bit_ps)
     await cocotb.triggers.with_timeout(reader, bit_ps * 10 * (nresp + 4) * len(images) + 10**9, "ps")
     await Timer(bit_ps * 20, unit="ps")
     np.savez(cfg["out"], answers=np.array(got, np.int64).reshape(len(images), nresp),
