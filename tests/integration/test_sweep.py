@@ -157,3 +157,22 @@ def test_killed_sweep_resumes_without_rerunning_finished_points(tmp_path):
     for name, stages in kept.items():  # finished points: every step record as it was (nothing re-run)
         now = json.loads((out / "points" / name / "manifest.json").read_text())["stages"]
         assert {k: v["finished"] for k, v in now.items()} == {k: v["finished"] for k, v in stages.items()}
+
+
+@pytest.mark.slow
+def test_a_model_sweep_over_lanes(tmp_path):
+    """model = a QONNX file: the import and its check run once, the RTL once per lane count."""
+    from insitu.api import _export_brevitas, compile_section
+    from tests.unit.brevitas_models import CNN, calibrated
+
+    _export_brevitas(calibrated(CNN(), (1, 16, 16)), (1, 16, 16), tmp_path / "cnn.onnx", True)
+    (tmp_path / "s.toml").write_text('model = "cnn.onnx"\n[set]\n"compile.n_random" = 40\n"firmware.enabled" = true\n'
+                                     '"firmware.shell_sim_images" = 0\n[grid]\n"rtl.lanes" = [1, 2]\n')
+    doc = run_sweep(load_spec(tmp_path / "s.toml", compile_section), tmp_path / "out", APP_STEPS.__getitem__,
+                    workers=2, estimate_only=True, show=False)
+    assert doc["app"] == "compile" and [p["status"] for p in doc["points"]] == ["done", "done"]
+    by_lanes = {p["overrides"]["rtl.lanes"]: p["metrics"] for p in doc["points"]}
+    assert by_lanes[1]["accuracy"] is None and by_lanes[1]["params"] > 500
+    assert by_lanes[2]["latency_us"] < by_lanes[1]["latency_us"] and by_lanes[2]["lut"] > 0
+    stages = [json.loads((Path(p["run_dir"]) / "manifest.json").read_text())["stages"] for p in doc["points"]]
+    assert sum("imported_from" in s["import"]["summary"] for s in stages) == 1
