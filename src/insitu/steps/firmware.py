@@ -38,12 +38,12 @@ def _amd(cfg: RunConfig, board, design: dict, verilog: list, staging) -> tuple[d
     Vivado is on PATH; otherwise a labelled Yosys estimate of the core, and the scripts to run by hand."""
     mode = "shell" if board.has_shell_pins else "ip"
     vdir = staging / "vivado"
+    core = [f for f in verilog if f.name not in ("insitu_shell.v", "insitu_clkgen.v", shell.uart_file().name)]
     files = verilog
     if mode == "ip":
         wrapper = staging / "verilog" / f"{vivado.IP_TOP}.v"
         wrapper.write_text(vivado.axis_wrapper(design))
-        files = [f for f in sorted((staging / "verilog").glob("*.v"))
-                 if f.name not in ("insitu_shell.v", "insitu_clkgen.v", shell.uart_file().name)]
+        files = sorted([*core, wrapper])
     exe = vivado.find_vivado()
     if exe is not None:
         res = vivado.build(board, files, vdir, board.clock_mhz, mode, cfg.firmware.timeout_s, exe)
@@ -51,7 +51,6 @@ def _amd(cfg: RunConfig, board, design: dict, verilog: list, staging) -> tuple[d
             shutil.copy(vdir / res.impl["bitstream"], staging / res.impl["bitstream"])
         return res.impl, {"built": True, "mode": mode, "scripts": "vivado/build.tcl"}, {"vivado": res.tool}
     vivado.write_project(board, files, vdir, board.clock_mhz, mode)
-    core = [f for f in verilog if f.name not in ("insitu_shell.v", "insitu_clkgen.v", shell.uart_file().name)]
     est = estimate.estimate(board, core, design["top"], staging / "estimate", cfg.firmware.timeout_s)
     impl = {"board": board.name, "device": board.device, "fmax_mhz": None, "timing_met": None,
             **{k: est.resources.get(k, 0) for k in ("lut", "ff", "dsp", "bram")},

@@ -30,17 +30,16 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
     result = compare(vec.expected, got, "csim")
     summary = {"csim": result.to_dict(), "io_type": cfg.hls.io_type, "part": cfg.hls.part,
                "clock_period_ns": cfg.hls.clock_period_ns, "backend": cfg.hls.backend}
-    atomic_write_json(staging / "csim.json", summary)
-    if result.ok:
-        exe = vitis.find_tool() if cfg.hls.synth == "auto" else None
-        summary["vitis"] = vitis.synthesize(project.path, project.name, cfg.hls.synth_timeout_s, exe) if exe else \
-            {"run": False, "reason": "not run: " + ("hls.synth=off" if cfg.hls.synth == "off" else
-                                                    "vitis-run / vitis_hls / vivado_hls not found")}
-        atomic_write_json(staging / "csim.json", summary)
     if not result.ok:
+        atomic_write_json(staging / "csim.json", summary)
         raise MismatchError(f"C simulation differs from the reference on {result.vectors - result.bit_exact_vectors}"
                             f" of {result.vectors} vectors:\n{result.report}",
                             f"the project is kept in {staging} for inspection; this is a bug in insitu")
+    exe = vitis.find_tool() if cfg.hls.synth == "auto" else None
+    summary["vitis"] = vitis.synthesize(project.path, project.name, cfg.hls.synth_timeout_s, exe) if exe else \
+        {"run": False, "reason": "not run: " + ("hls.synth=off" if cfg.hls.synth == "off" else
+                                                "vitis-run / vitis_hls / vivado_hls not found")}
+    atomic_write_json(staging / "csim.json", summary)
     final = run.path("hls")
     atomic_replace_dir(staging, final)
     outs = [final / "csim.json", final / "project" / "tb_data" / "csim_results.log",
