@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +30,6 @@ log = logging.getLogger(__name__)
 def execute(point_dir: str, cfg_doc: dict, steps: list[Step], step: str, imports: list[tuple[str, str]],
             *needed: dict) -> dict[str, Any]:
     """One task, in a Ray worker: import the shared steps it needs, then run `step` (resuming intact ones)."""
-    import signal
-
-    from insitu.config import RunConfig
-    from insitu.pipeline import run_steps
-    from insitu.rundir import RunDir
-    from insitu.sweep.share import import_stage
     from insitu.toolexec import stop_all_tools
 
     def _term(signum, frame):  # a stopped sweep stops this task's tools too
@@ -41,6 +37,22 @@ def execute(point_dir: str, cfg_doc: dict, steps: list[Step], step: str, imports
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
+    mark = _running_mark(Path(point_dir).parent, os.getpid())
+    mark.parent.mkdir(exist_ok=True)
+    mark.write_text(step)
+    try:
+        return _execute(point_dir, cfg_doc, steps, step, imports, needed)
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def _execute(point_dir: str, cfg_doc: dict, steps: list[Step], step: str, imports: list[tuple[str, str]],
+             needed: tuple[dict, ...]) -> dict[str, Any]:
+    from insitu.config import RunConfig
+    from insitu.pipeline import run_steps
+    from insitu.rundir import RunDir
+    from insitu.sweep.share import import_stage
+
     out = {"point": Path(point_dir).name, "step": step, "status": "done", "error": None, "seconds": 0.0}
     bad = [r for r in needed if r["status"] != "done"]
     if bad:
@@ -114,10 +126,34 @@ def run_tasks(tasks: list[Task], configs: dict[str, dict], steps: list[Step], ro
                 results[t.index] = res
                 on_done(t, res)
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=False)  # KeyboardInterrupt in the task: run_steps stops its tools
+        _stop_running(root, ray, pending)
         raise
     return results
+
+
+def _running_mark(root: Path, pid: int) -> Path:
+    return root / ".running" / f"{socket.gethostname()}-{pid}"
+
+
+def _stop_running(root: Path, ray, pending: list, grace_s: float = 60.0) -> None:
+    """Stop the tasks running on this machine: SIGTERM to their workers (each then kills its tools and ends
+    its step as Ctrl-C would), and wait for them up to `grace_s`. Not ray.cancel: in Ray 2.60 a cancel that
+    races with a task's completion can abort the driver ("Tried to complete task that was not pending", the
+    race of ray-project/ray#54798); the tasks not started end with ray.shutdown, or with the driver on an
+    existing cluster."""
+    host = socket.gethostname() + "-"
+    stopped = 0
+    for mark in (root / ".running").glob(host + "*"):
+        try:
+            os.kill(int(mark.name[len(host):]), signal.SIGTERM)
+            stopped += 1
+        except (ValueError, ProcessLookupError, PermissionError):
+            mark.unlink(missing_ok=True)
+    if stopped:
+        log.info("stopping %d running task(s)", stopped)
+    deadline = time.monotonic() + grace_s
+    while pending and any((root / ".running").glob(host + "*")) and time.monotonic() < deadline:
+        _, pending = ray.wait(pending, num_returns=1, timeout=1.0)
 
 
 def plan_tasks(points: list[tuple[str, Any]], steps: list[Step], root: Path, from_run: Path | None) -> list[Task]:
