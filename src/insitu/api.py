@@ -166,3 +166,25 @@ def _brevitas_outputs(module, inputs: Path, run: RunDir) -> None:
     y = getattr(y, "value", y)  # a QuantTensor
     atomic_savez(run.path("brevitas", "outputs.npz"), y=y.detach().numpy().astype(np.float64),
                  inputs_sha256=np.asarray(_digest([inputs])))
+
+
+def export_finn(run_dir: str | Path, board: str | None = None, clock_mhz: float = 100.0) -> dict:
+    """Write RUN/finn, the FINN handoff of a cells run's exported student (insitu.firmware.finn): the student
+    must have been trained with student.act_rounding = "half_up". Returns finn.json."""
+    from insitu.boards import get_board
+    from insitu.config import load_config
+    from insitu.firmware.finn import handoff
+    from insitu.sim.vectors import load_vectors
+
+    run = Path(run_dir)
+    qonnx, vectors = run / "export" / "student.qonnx.onnx", run / "export" / "vectors.npz"
+    if not (run / "config.json").exists() or not qonnx.exists() or not vectors.exists():
+        raise InsituError(f"{run} has no exported student (export/student.qonnx.onnx, export/vectors.npz)",
+                          f"run `insitu export --out {run}` first")
+    cfg = load_config(run / "config.json")
+    if cfg.app != "cells":
+        raise InsituError(f"the FINN handoff takes the cells student; {run} is a {cfg.app} run",
+                          "hand a compiled model's own QONNX file to FINN directly")
+    v = load_vectors(vectors)
+    return handoff(qonnx, v.images, v.expected, v.output_frac, get_board(board or cfg.firmware.board),
+                   clock_mhz, cfg.rtl.lanes, run / "finn")

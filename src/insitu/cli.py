@@ -104,24 +104,55 @@ def _run(cfg: RunConfig, out: Path, stop_after: str | None, force: frozenset[str
         console.print(f"report: {report}")
 
 
+def _rerun(out: Path, set_: list[str] | None, name: str) -> None:
+    cfg_path = out / "config.json"
+    if not cfg_path.exists():
+        raise InsituError(f"{out} is not an insitu run directory (no config.json)",
+                          "start one with `insitu run cells --out DIR`")
+    cfg = load_config(cfg_path)
+    if set_:
+        cfg = build_config(cfg.preset, _deep(cfg.model_dump(mode="json"), overrides_to_dict(set_)), app=cfg.app)
+    _run(cfg, out, name, frozenset({name}))
+
+
 def _stage_command(name: str, doc: str) -> None:
     def command(out: Annotated[Path, typer.Option("--out", help="an existing run directory")],
                 set_: Sets = None, verbose: bool = False) -> None:
         _setup_logging(verbose)
         try:
-            cfg_path = out / "config.json"
-            if not cfg_path.exists():
-                raise InsituError(f"{out} is not an insitu run directory (no config.json)",
-                                  "start one with `insitu run cells --out DIR`")
-            cfg = load_config(cfg_path)
-            if set_:
-                cfg = build_config(cfg.preset, _deep(cfg.model_dump(mode="json"), overrides_to_dict(set_)), app=cfg.app)
-            _run(cfg, out, name, frozenset({name}))
+            _rerun(out, set_, name)
         except InsituError as exc:
             _fail(exc)
 
     command.__doc__ = f"Re-run the `{name}` step of a run ({doc}); steps it needs are resumed or run."
     app.command(name=name)(command)
+
+
+def _export_command(doc: str) -> None:
+    @app.command(name="export")
+    def export(out: Annotated[Path, typer.Option("--out", help="an existing run directory")], set_: Sets = None,
+               finn: Annotated[bool, typer.Option("--finn", help="also write OUT/finn: the QONNX and build config "
+                                                                 "for FINN's dataflow builder")] = False,
+               board: Annotated[Optional[str], typer.Option(help="FINN's target (an AMD board; default: the "
+                                                                 "run's)")] = None,
+               clock_mhz: Annotated[float, typer.Option(help="FINN's target clock")] = 100.0,
+               verbose: bool = False) -> None:
+        _setup_logging(verbose)
+        try:
+            _rerun(out, set_, "export")
+            if finn:
+                from insitu.api import export_finn
+
+                s = export_finn(out, board, clock_mhz)
+                checked = ", ".join(f"{k} {v['bit_exact_vectors']}/{v['vectors']}"
+                                    for k, v in s["checked_here"].items())
+                console.print(f"FINN handoff in {out / 'finn'}: {s['board']} at {s['clock_mhz']:g} MHz, target_fps "
+                              f"{s['target_fps']}; bit-exact against the reference: {checked}")
+        except InsituError as exc:
+            _fail(exc)
+
+    export.__doc__ = (f"Re-run the `export` step of a run ({doc}); with --finn, also the FINN handoff "
+                      "(the student must round half up: student.act_rounding=half_up).")
 
 
 def _deep(base: dict, over: dict) -> dict:
@@ -140,7 +171,7 @@ def _register_stage_commands() -> None:
         for step in steps:
             if step.name not in seen:
                 seen.add(step.name)
-                _stage_command(step.name, step.doc)
+                (_export_command(step.doc) if step.name == "export" else _stage_command(step.name, step.doc))
 
 
 @app.command()

@@ -67,6 +67,10 @@ class StudentConfig(_Strict):
         None, ge=2, le=8, description="weight bits of the 1x1 (pointwise) convolutions of a separable student, the "
                                       "largest part of its core; None: weight_bits")
     act_bits: int = Field(6, ge=2, le=8)
+    act_rounding: Literal["half_even", "half_up"] = Field(
+        "half_even", description="rounding of the activation quantizers in training and in every backend: half_even "
+                                 "is Brevitas' and hls4ml's AP_RND_CONV; half_up is FINN's thresholds (AP_RND), "
+                                 "for `insitu export --finn`")
     input_bits: Literal[8] = 8
 
 

@@ -197,3 +197,10 @@ def test_missed_timing_still_builds_and_a_hanging_tool_keeps_the_bundle(tiny_run
 def test_unknown_board_is_named_with_the_known_ones(tiny_run):
     proc = cli("build", "--board", "ulx3s-99f", "--out", str(tiny_run), check=False)
     assert proc.returncode == 2 and "ulx3s-99f" in proc.stderr and "ulx3s-85f" in proc.stderr
+
+
+@pytest.mark.slow
+def test_finn_handoff_refuses_a_half_to_even_student(tiny_run):
+    proc = cli("export", "--out", str(tiny_run), "--finn", "--board", "zcu102", check=False)
+    assert proc.returncode == 2 and "FINN's thresholds round half up" in proc.stderr
+    assert "student.act_rounding=half_up" in proc.stderr and not (tiny_run / "finn" / "model.onnx").exists()

@@ -46,9 +46,24 @@ def quant(t: object, where: str):
     return t
 
 
-def act_type(out: object, where: str) -> FixedType:
+#: a Brevitas quantizer's rounding_mode -> the IR's rounding (half up only for unsigned quantizers: QONNX's
+#: HALF_UP is half away from zero, the same after the clamp at 0)
+ROUNDING = {"ROUND": "RND_CONV", "HALF_UP": "RND"}
+
+
+def act_type(out: object, where: str, mode: str | None = "ROUND") -> FixedType:
     o = quant(out, where)
-    return FixedType(bool(o.signed), int(o.bit_width), pow2_frac(o.scale, where), "RND_CONV", "SAT")
+    rounding = ROUNDING.get(str(mode).upper())
+    if rounding is None or (rounding == "RND" and bool(o.signed)):
+        raise ExportError(f"{where}: rounding_mode {mode!r} of a {'signed' if o.signed else 'unsigned'} quantizer "
+                          "has no fixed-point equivalent here",
+                          "use round half to even (Brevitas' default) or, on unsigned quantizers, half up")
+    return FixedType(bool(o.signed), int(o.bit_width), pow2_frac(o.scale, where), rounding, "SAT")
+
+
+def rounding_mode(m: nn.Module) -> str | None:
+    """The rounding_mode of a QuantReLU / QuantIdentity's activation quantizer, as the QONNX export writes it."""
+    return getattr(getattr(m, "act_quant", None), "rounding_mode", "ROUND")
 
 
 @dataclass
@@ -97,7 +112,7 @@ def _weighted(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> Non
 
 
 def _quantizer(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> None:
-    t = act_type(out, name)
+    t = act_type(out, name, rounding_mode(m))
     relu = isinstance(m, qnn.QuantReLU)
     if w.pending is not None:  # the quantizer of an average: one IR layer
         avg, cls, size, stride = w.pending

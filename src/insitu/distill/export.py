@@ -9,6 +9,7 @@ with hooks). Convolutions may be strided, zero-padded and rectangular. Anything 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import brevitas.nn as qnn
@@ -115,9 +116,26 @@ def export_qonnx(model: nn.Sequential, image_size: int | tuple[int, int], path: 
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    _export(model.cpu().eval(), input_t=torch.zeros(1, 1, h, w), export_path=str(tmp), dynamo=False)
+    with _half_up_known():
+        _export(model.cpu().eval(), input_t=torch.zeros(1, 1, h, w), export_path=str(tmp), dynamo=False)
     tmp.replace(path)
     return path
+
+
+@contextmanager
+def _half_up_known():
+    """Brevitas 0.13.4's QONNX export runs each Quant node's forward with the rounding it solves from the node's
+    rounding_mode and knows no HALF_UP (student.act_rounding = "half_up"): give it ours while exporting."""
+    from brevitas.export.onnx.qonnx import function as fn
+
+    from insitu.distill.student import RoundHalfUpSte
+
+    solve = fn.solve_float_to_int_impl_from_enum
+    fn.solve_float_to_int_impl_from_enum = lambda m: RoundHalfUpSte if str(m).upper() == "HALF_UP" else solve(m)
+    try:
+        yield
+    finally:
+        fn.solve_float_to_int_impl_from_enum = solve
 
 
 def verify_qonnx(path: Path, images_u8: np.ndarray, expected: np.ndarray, frac: int, batch: int = 250) -> dict:

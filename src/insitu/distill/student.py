@@ -6,7 +6,8 @@ quantizers) so that every tensor is a fixed-point number and hls4ml / RTL can re
 - input: 8-bit unsigned, scale 2^-8 (pixel/256: exactly the uint8 image)
 - weights: `weight_bits` signed, narrow range, per-tensor power-of-two scale
 - biases: integers at the accumulator scale (input scale * weight scale), 32 bits
-- ReLU outputs: `act_bits` unsigned, per-tensor power-of-two scale learned from statistics
+- ReLU outputs: `act_bits` unsigned, per-tensor power-of-two scale learned from statistics, rounded half to
+  even (Brevitas' default) or half up (`act_rounding`, FINN's thresholds)
 - the dense output is the exact accumulator (no rounding): the class scores.
 The default preset is the paper's student (1x48x48, 16/16 filters, 3x3, pool 2): 5,682 parameters for 2 classes.
 """
@@ -37,8 +38,29 @@ def weight_quant(bits: int) -> type:
     return type(f"Int{bits}WeightFixedPoint", (Int8WeightPerTensorFixedPoint,), {"bit_width": bits})
 
 
-def act_quant(bits: int) -> type:
-    return type(f"Uint{bits}ActFixedPoint", (Uint8ActPerTensorFixedPoint,), {"bit_width": bits})
+class RoundHalfUpSte(nn.Module):
+    """floor(x + 1/2) forward, identity backward: round half up, as FINN's thresholds compute it (a code is the
+    number of thresholds step/2 + t*step at or below x). Brevitas' own ROUND is half to even (torch.round)."""
+
+    def __init__(self) -> None:  # an explicit signature: Brevitas' injector builds it by its arguments
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + (torch.floor(x + 0.5) - x).detach()
+
+
+#: StudentConfig.act_rounding -> the attributes of an activation quantizer that round so; the QONNX export
+#: writes float_to_int_impl_type as the Quant node's rounding_mode (HALF_UP: half away from zero, which for
+#: these unsigned quantizers is half up: a negative input clamps to 0 either way)
+ACT_ROUNDING: dict[str, dict] = {
+    "half_even": {},
+    "half_up": {"float_to_int_impl": RoundHalfUpSte, "float_to_int_impl_type": "HALF_UP"},
+}
+
+
+def act_quant(bits: int, rounding: str = "half_even") -> type:
+    name = f"Uint{bits}Act{'HalfUp' if rounding == 'half_up' else ''}FixedPoint"
+    return type(name, (Uint8ActPerTensorFixedPoint,), {"bit_width": bits, **ACT_ROUNDING[rounding]})
 
 
 def feature_shape(cfg: StudentConfig, image_size: int) -> tuple[int, int, int]:
@@ -65,7 +87,7 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
     depthwise KxK and a pointwise 1x1 convolution; `cfg.head` gap: global average pooling before the dense layer."""
     c, h, w = feature_shape(cfg, image_size)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits)
+    wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits, cfg.act_rounding)
     pwq = weight_quant(cfg.pointwise_weight_bits) if cfg.pointwise_weight_bits else wq
 
     def conv(cin: int, cout: int, k: int, groups: int = 1, quant=wq) -> nn.Module:

@@ -33,13 +33,17 @@ def reference_outputs(qm: QuantModel, x: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def run_qonnx(path: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """qonnx's execution of the file on inputs x (cast to float32), as float64, flattened per sample."""
+    from insitu.frontends.onnx_file import load_qonnx
+
+    return run_model(load_qonnx(Path(path)), x, batch, str(path))
+
+
+def run_model(base, x: np.ndarray, batch: int = 256, what: str = "the model") -> np.ndarray:
+    """qonnx's execution of a loaded model (a ModelWrapper) on inputs x, as float64, flattened per sample."""
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    from insitu.frontends.onnx_file import load_qonnx
-
-    base = load_qonnx(Path(path))
     iname, oname = base.graph.input[0].name, base.graph.output[0].name
     sized: dict[int, object] = {}
     outs = []
@@ -50,7 +54,7 @@ def run_qonnx(path: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
         try:
             res = execute_onnx(sized[len(xb)], {iname: xb})[oname]
         except Exception as exc:  # noqa: BLE001 - the executor raises many kinds
-            raise ModelImportError(f"qonnx's executor failed on {path}: {type(exc).__name__}: {exc}",
+            raise ModelImportError(f"qonnx's executor failed on {what}: {type(exc).__name__}: {exc}",
                                    "check that the model runs in qonnx (qonnx.core.onnx_exec.execute_onnx)") from None
         outs.append(np.asarray(res, dtype=np.float64).reshape(len(xb), -1))
     return np.concatenate(outs)

@@ -24,8 +24,10 @@ from insitu.ir.layers import Conv1D, Conv2D, Dense, Flatten, Input, Requant, Res
 POW2_FIX = ("fixed point needs power-of-two scales: in Brevitas use the *FixedPoint quantizers "
             "(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint) or "
             "restrict_scaling_type=RestrictValueType.POWER_OF_TWO; HGQ2's quantizers are power-of-two already")
-#: QONNX rounding modes the IR computes; the others have no ap_fixed equivalent or are not implemented
-IR_ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN"}
+#: QONNX rounding modes the IR computes; the others have no ap_fixed equivalent or are not implemented.
+#: HALF_UP (half away from zero) only on unsigned types, where it is round half up (AP_RND): a negative input
+#: rounds to 0 or below and clamps to 0 either way; FINN's thresholds compute it
+IR_ROUNDING = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "HALF_UP": "RND"}
 
 
 def _pow2_frac(walk: Walk, node, scale: np.ndarray, what: str) -> np.ndarray:
@@ -70,10 +72,11 @@ def _scalar(walk: Walk, node, idx: int, what: str) -> float:
     return float(c.value.ravel()[0])
 
 
-def _ir_rounding(walk: Walk, node, mode: str) -> str:
+def _ir_rounding(walk: Walk, node, mode: str, signed: bool) -> str:
     m = mode.upper()
-    if m not in IR_ROUNDING:
-        raise walk.refuse(node, f"rounding_mode={mode!r} is not supported (supported: ROUND = half to even, FLOOR)",
+    if m not in IR_ROUNDING or (m == "HALF_UP" and signed):
+        raise walk.refuse(node, f"rounding_mode={mode!r} is not supported{' on a signed type' if signed else ''} "
+                                "(supported: ROUND = half to even, FLOOR, and HALF_UP on unsigned types)",
                           "train with round-half-to-even (Brevitas' default) or floor rounding")
     return IR_ROUNDING[m]
 
@@ -138,7 +141,7 @@ def quant(walk: Walk, node) -> None:
     if narrow:
         raise walk.refuse(node, f"narrow=1 on an activation ({'signed' if signed else 'unsigned'}): its range is not "
                                 "a fixed-point type's", "set narrow_range=False on activation quantizers")
-    t = FixedType(signed, bits, int(fr[0]), _ir_rounding(walk, node, mode), "SAT")
+    t = FixedType(signed, bits, int(fr[0]), _ir_rounding(walk, node, mode, signed), "SAT")
     _out(walk, node, walk.add(Requant(walk.new_name(node), x.relu, t), [x.ir]))
 
 
@@ -156,7 +159,7 @@ def trunc(walk: Walk, node) -> None:
                                 "a second rounding the IR does not model")
     if narrow:
         raise walk.refuse(node, "narrow=1 is not supported on a Trunc")
-    t = FixedType(signed, bits, fo, _ir_rounding(walk, node, mode), "SAT")
+    t = FixedType(signed, bits, fo, _ir_rounding(walk, node, mode, signed), "SAT")
     _out(walk, node, walk.add(Requant(walk.new_name(node), x.relu, t), [x.ir]))
 
 
