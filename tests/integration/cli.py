@@ -18,3 +18,10 @@ def cli(*args: str, check: bool = True, env: dict | None = None, timeout: float 
     proc.stderr = " ".join(proc.stderr.split())
     proc.stdout = " ".join(proc.stdout.split())
     return proc
+
+
+def tiny_cells(tmp_path_factory, name: str, *sets: str):
+    """A finished `insitu run cells --preset tiny` in a fresh folder, with `--set` overrides."""
+    out = tmp_path_factory.mktemp(name) / "tiny"
+    cli("run", "cells", "--preset", "tiny", "--out", str(out), *[a for s in sets for a in ("--set", s)])
+    return out

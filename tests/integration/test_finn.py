@@ -12,15 +12,12 @@ from insitu.ir import reference
 from insitu.ir.model import QuantModel
 from insitu.sim.vectors import load_vectors
 
-from .cli import cli
+from .cli import cli, tiny_cells
 
 
 @pytest.fixture(scope="module")
 def half_up_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("finn") / "cells-half-up"
-    cli("run", "cells", "--preset", "tiny", "--out", str(out), "--set", "student.act_rounding=half_up",
-        "--set", "firmware.enabled=false")
-    return out
+    return tiny_cells(tmp_path_factory, "finn", "student.act_rounding=half_up", "firmware.enabled=false")
 
 
 @pytest.mark.slow

@@ -11,15 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from .cli import INSITU, cli
+from .cli import INSITU, cli, tiny_cells
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("host") / "tiny"
-    cli("run", "cells", "--preset", "tiny", "--out", str(out), "--set", "firmware.estimate_only=true",
-        "--set", "firmware.shell_sim_images=0")
-    return out
+    return tiny_cells(tmp_path_factory, "host", "firmware.estimate_only=true", "firmware.shell_sim_images=0")
 
 
 @pytest.fixture(scope="module")
