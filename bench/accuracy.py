@@ -60,7 +60,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
 #: (label, preset, overrides): the default and the paper's topology, on 3 classes and on the paper's B vs T task
 SUITE = [("default, 3 classes", "default", []), ("paper, 3 classes", "paper", []),
          ("default, 2 classes (B vs T)", "default", ["data.classes=2"]),
-         ("paper, 2 classes (B vs T)", "paper", ["data.classes=2"])]
+         ("paper, 2 classes (B vs T)", "paper", ["data.classes=2"]),
+         ("default, half-up activations (FINN)", "default", ["student.act_rounding=half_up"])]
 
 
 def _ms(vals: list[float]) -> str:
