@@ -3,9 +3,9 @@
 Each converter reads one module (with the quantized tensors seen at its input and output in a probe forward
 pass) and appends the IR layers it is, returning the fixed-point type now flowing. An average pooling is
 completed by the quantizer after it: PyTorch averages exactly (in float, the mean of a few integers is
-exact up to the last bit, and a tie is representable), the quantizer rounds half to even and saturates, so
-the pair is one IR AvgPool / GlobalAvgPool whose type is the quantizer's (a QuantReLU after it: an unsigned,
-saturating type, which is the ReLU).
+exact up to the last bit, and a tie is representable), the quantizer rounds (half to even, or half up) and
+saturates, so the pair is one IR AvgPool / GlobalAvgPool whose type is the quantizer's (a QuantReLU after it:
+an unsigned, saturating type, which is the ReLU).
 """
 
 from __future__ import annotations

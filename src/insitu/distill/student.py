@@ -9,7 +9,7 @@ quantizers) so that every tensor is a fixed-point number and hls4ml / RTL can re
 - ReLU outputs: `act_bits` unsigned, per-tensor power-of-two scale learned from statistics, rounded half to
   even (Brevitas' default) or half up (`act_rounding`, FINN's thresholds)
 - the dense output is the exact accumulator (no rounding): the class scores.
-The default preset is the paper's student (1x48x48, 16/16 filters, 3x3, pool 2): 5,682 parameters for 2 classes.
+The `paper` preset is the paper's student (1x48x48, 16/16 filters, 3x3, pool 2): 5,682 parameters for 2 classes.
 """
 
 from __future__ import annotations
