@@ -35,13 +35,9 @@ RETRAIN = ("retrain the student with round-half-up activations: insitu run cells
 
 
 def _node_attr(node, name: str, default: Any = None) -> Any:
-    from onnx import helper
+    from insitu.frontends.qonnx_import import node_attrs
 
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
+    return node_attrs(node).get(name, default)
 
 
 def activation_quants(model) -> list:
@@ -65,7 +61,8 @@ def integer_input(model) -> int:
     signed = bool(_node_attr(q, "signed", 1))
     frac = -np.log2(float(np.asarray(scale).ravel()[0]))
     if frac != round(frac) or np.asarray(scale).size != 1:
-        raise ExportError(f"the input scale {scale} is not one power of two", RETRAIN)
+        raise ExportError(f"the input scale {scale} is not one power of two",
+                          "export the student built by insitu (its input quantizer's scale is 2^-8)")
     idx = list(model.graph.node).index(q)
     model.graph.node.remove(q)
     sname = model.make_new_valueinfo_name()
@@ -102,8 +99,9 @@ def threshold_form(model):
     """A copy where every Relu -> Quant is a MultiThreshold with FINN's thresholds (step/2 + t*step, t < 2^b - 1)
     and a Mul by the step: what FINN's ConvertQONNXtoFINN builds, executable by qonnx."""
     from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
 
-    m = model.transform(_identity())
+    m = ModelWrapper(model.model, make_deepcopy=True)
     for q in activation_quants(m):
         relu = m.find_producer(q.input[0])
         step = np.float64(np.asarray(m.get_initializer(q.input[1])).ravel()[0])
@@ -121,16 +119,6 @@ def threshold_form(model):
         m.graph.node.insert(idx, mul)
         m.graph.node.insert(idx, mt)
     return m
-
-
-def _identity():
-    from qonnx.transformation.base import Transformation
-
-    class _Copy(Transformation):  # ModelWrapper.transform deep-copies the model first
-        def apply(self, model):
-            return model, False
-
-    return _Copy()
 
 
 def build_config(board: Board, clock_mhz: float, lanes: int, pixels: int) -> dict:

@@ -111,13 +111,18 @@ class Walk:
         return c
 
     def attrs(self, node) -> dict:
-        from onnx import helper
+        return node_attrs(node)
 
-        out = {}
-        for a in node.attribute:
-            v = helper.get_attribute_value(a)
-            out[a.name] = v.decode() if isinstance(v, bytes) else v
-        return out
+
+def node_attrs(node) -> dict:
+    """An ONNX node's attributes as Python values (strings decoded)."""
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
 
 
 def _onnx_shape(model, name: str) -> tuple[int, ...]:
