@@ -158,10 +158,12 @@ def generate(spec: BlockSpec, kernel: Kernel) -> str:
             if kernel.out_frac < 0:
                 acc = f"{{{acc}, {-kernel.out_frac}'d0}}"
             v.append(f"    {n}_rq q{j}_{o} (.x({acc}), .y(rq{j}w[{o * OB} +: {OB}]));")
-    v.append(f"    always @(posedge clk) begin qv <= dv[{L - 1}] & ~rst; qbx <= dbx[{L - 1}]; qy <= dy[{L - 1}]; "
-             + " ".join(f"rq{j} <= rq{j}w;" for j in range(P)) + " end")
     xw = bxw + clog2(P) + 2
-    v.append(f"    wire signed [{xw + 1}:0] x0 = $signed({{2'b0, qbx}}) * {P} - {KW - 1};")
+    # x0 = qbx * P - (KW - 1), registered beside qbx (a product by a P that is not a power of two is a multiplier)
+    v.append(f"    reg signed [{xw + 1}:0] x0;")
+    v.append(f"    always @(posedge clk) begin qv <= dv[{L - 1}] & ~rst; qbx <= dbx[{L - 1}]; qy <= dy[{L - 1}]; "
+             f"x0 <= $signed({{2'b0, dbx[{L - 1}]}}) * {P} - {KW - 1}; "
+             + " ".join(f"rq{j} <= rq{j}w;" for j in range(P)) + " end")
     v.append(f"    wire rowok = qy >= {KH - 1};")
     v += _horizontal(P, S, Q, O, OB, EB, mode, wc, wcf, bxw, yw, xw, ext, comb)
     v += _vertical(spec, NB, Q, O, EB, RB, KH, S, SY, mode, hc, hcf, yw, comb)

@@ -84,6 +84,8 @@ def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: in
     place = "\n".join(f"        if (pop && {j} < cnt && keep == {k}) nxt[{(k + j) * w} +: {w}] = comp[{j * w} +: {w}];"
                        for k in range(p + 2) for j in range(q) if k + j < cap)
     count = " + ".join(f"m[{i}]" for i in range(q))
+    # a division and a product by a p that is not a power of two would be a divider and a multiplier
+    table = "\n".join(f"            {fw + 2}'d{g}: rounded = {fw + 2}'d{-(-g // p) * p};" for g in range(p + 2 + q))
     return f"""module {name} (input clk, input rst, input stall, input empty, input [{q * w + q - 1}:0] head,
     output pop, output reg out_valid, output reg [{p * w - 1}:0] out_data);
     reg [{cap * w - 1}:0] pix; reg [{fw - 1}:0] fill; reg [{rw - 1}:0] rc;
@@ -98,7 +100,13 @@ def repacker(name: str, lanes_in: int, lanes_out: int, pixel_width: int, row: in
     assign pop = ~stall & ~empty & (keep <= {p + 1});
     wire row_end = pop & (rc + cnt == {row});
     wire [{fw + 1}:0] grown = keep + (pop ? cnt : {cw}'d0);
-    wire [{fw + 1}:0] rounded = ((grown + {p - 1}) / {p}) * {p};  // the row's last beat completed with zeros
+    reg [{fw + 1}:0] rounded;  // the row's last beat completed with zeros: ceil(grown / p) * p, a table
+    always @(*) begin
+        case (grown)
+{table}
+            default: rounded = {fw + 2}'d0;
+        endcase
+    end
     reg [{cap * w - 1}:0] nxt;
     always @(*) begin
         nxt = emit ? (pix >> {p * w}) : pix;

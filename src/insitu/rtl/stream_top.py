@@ -177,8 +177,12 @@ def generate(top: str, nodes: list, last: Point, n_out: int, score_t: FixedType,
                          ".out_valid(pad0_v), .out_data(pad0_d));", "    assign s_tready = pad0_pop;"]
                 src_v, src_d, chain = "pad0_v", "pad0_d", ("in", 2)
             else:
-                body.append("    assign s_tready = ~rst & gate_in & in_ok;")
-                src_v, src_d, chain = "accept", "s_tdata", ("in", 1)
+                # block 0 reads a register, not `accept`: its valid enables every line buffer and window
+                # register of every lane, a fan-out that would otherwise end the path through s_tready
+                body += ["    assign s_tready = ~rst & gate_in & in_ok;",
+                         f"    reg in_v; reg [{lanes * pb - 1}:0] in_d;",
+                         "    always @(posedge clk) begin in_v <= accept; in_d <= s_tdata; end"]
+                src_v, src_d, chain = "in_v", "in_d", ("in", 2)
         else:
             prev = next(n for n in nodes if n.out is node.src)
             row_beats = prev.spec.width // prev.spec.lanes if isinstance(prev, Block) else node.src.width
