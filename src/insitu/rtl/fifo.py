@@ -5,10 +5,16 @@ from __future__ import annotations
 from insitu.rtl.vlog import clog2
 
 
-def fifo(name: str, width: int, depth: int) -> str:
-    """First-word-fall-through FIFO, `depth` a power of two; `count` is exact."""
+def fifo(name: str, width: int, depth: int, registered: bool = False) -> str:
+    """First-word-fall-through FIFO, `depth` a power of two; `count` is exact (every word held).
+
+    `registered`: the head is a flip-flop, loaded from LUT RAM (`ram_style`, read by Yosys and Vivado) a clock
+    after the word arrives. A joint's serializer or repacker selects lanes from the head in the same clock, and
+    the read of a RAM (ECP5: 5.6 ns from the clock through a LUT RAM or a block RAM) ended the core's critical
+    path there; one more clock of latency per joint takes it off."""
     aw = clog2(depth)
-    return f"""module {name} (input clk, input rst, input push, input [{width - 1}:0] din, input pop,
+    if not registered:
+        return f"""module {name} (input clk, input rst, input push, input [{width - 1}:0] din, input pop,
     output [{width - 1}:0] dout, output empty, output reg [{aw}:0] count);
     reg [{width - 1}:0] mem [0:{depth - 1}];
     reg [{aw - 1}:0] wp, rp;
@@ -20,6 +26,25 @@ def fifo(name: str, width: int, depth: int) -> str:
         else begin
             if (push) begin mem[wp] <= din; wp <= wp + 1'b1; end
             if (do_pop) rp <= rp + 1'b1;
+            count <= count + push - do_pop;
+        end
+    end
+endmodule
+"""
+    return f"""module {name} (input clk, input rst, input push, input [{width - 1}:0] din, input pop,
+    output reg [{width - 1}:0] dout, output empty, output reg [{aw}:0] count);
+    (* ram_style = "distributed" *) reg [{width - 1}:0] mem [0:{depth - 1}];
+    reg [{aw - 1}:0] wp, rp; reg [{aw}:0] stored; reg hv;  // words in mem; the head register holds one
+    assign empty = ~hv;
+    wire do_pop = pop & hv;
+    wire load = (stored != 0) & (~hv | do_pop);
+    always @(posedge clk) begin
+        if (rst) begin wp <= 0; rp <= 0; stored <= 0; hv <= 1'b0; count <= 0; end
+        else begin
+            if (push) begin mem[wp] <= din; wp <= wp + 1'b1; end
+            if (load) begin dout <= mem[rp]; rp <= rp + 1'b1; end
+            hv <= load | (hv & ~do_pop);
+            stored <= stored + push - load;
             count <= count + push - do_pop;
         end
     end

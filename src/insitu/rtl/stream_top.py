@@ -36,9 +36,12 @@ class _Joints:
 
     def fifo(self, name: str, push: str, din: str, width: int, chain: Chain, extra: int = 0,
              depth: int = 0) -> str:
+        """A joint's FIFO (registered head: the stage after it selects lanes from it), or with `depth` a skip
+        path's (block RAM, two images deep)."""
         margin = chain[1] + 4
+        registered = not depth
         depth = depth or 1 << clog2(max(16, 2 * margin + 8 + extra))
-        self.modules.append(fifo(f"{name}_fifo", width, depth))
+        self.modules.append(fifo(f"{name}_fifo", width, depth, registered))
         self.v += [f"    wire {name}_empty, {name}_pop; wire [{clog2(depth)}:0] {name}_count; "
                    f"wire [{width - 1}:0] {name}_head;",
                    f"    {name}_fifo u_{name} (.clk(clk), .rst(rst), .push({push}), .din({din}), .pop({name}_pop), "
