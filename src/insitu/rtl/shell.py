@@ -178,7 +178,8 @@ module insitu_shell_logic (input clk, input cclk, input locked, input uart_rx, o
     wire [{PB * 8 - 1}:0] full = {shift_in};
     wire receiving = (nbyte != 0);
     wire idle_reset = receiving & ql_s & ~ql_p;  // the line went quiet in the middle of an image
-    wire core_rst = rst | idle_reset;
+    reg core_rst = 1'b1;  // registered: it fans out to every flip-flop of the core
+    always @(posedge cclk) core_rst <= rst | idle_reset;
     wire s_tready;
     always @(posedge cclk) begin
         if (core_rst) begin nbyte <= 0; nlane <= 0; beat_v <= 1'b0; end
