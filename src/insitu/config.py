@@ -86,7 +86,7 @@ class DistillConfig(_Strict):
     qat_epochs: int = Field(10, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
     batch_size: int = Field(128, ge=1, le=8192)
     lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
-    qat_lr: float = Field(1e-3, gt=0, le=1.0, description="QAT fine-tuning learning rate")
+    qat_lr: float = Field(1e-2, gt=0, le=1.0, description="QAT fine-tuning learning rate (peak, warm-up + cosine)")
     augment: bool = True
     ablation: bool = Field(True, description="also train the same student without the teacher (the KD gain); "
                                              "false halves the step's time (sweeps)")
