@@ -7,8 +7,8 @@
 Blocks never stall. Four kinds of stage may hold back, each only when told to (`stall`): the input
 (`s_tready`, or the pad stage of block 0), the serializers, the repackers and the pad stages of later
 blocks. Every FIFO in the chain tells the nearest such stage upstream of it to stall while it has less room
-than the beats already on their way (the latencies of the blocks in between, plus a margin), so no FIFO ever
-overflows and nothing is ever dropped. `s_tready` also falls at the start of an image when every result slot
+than the beats already on their way (the latencies of the blocks in between, one clock for the gate, which is a
+register, and a margin), so no FIFO ever overflows and nothing is ever dropped. `s_tready` also falls at the start of an image when every result slot
 is already promised; `frame_error` is sticky when `s_tlast` disagrees with the image size.
 """
 
@@ -38,7 +38,7 @@ class _Joints:
              depth: int = 0) -> str:
         """A joint's FIFO (registered head: the stage after it selects lanes from it), or with `depth` a skip
         path's (block RAM, two images deep)."""
-        margin = chain[1] + 4
+        margin = chain[1] + 5  # the beats on their way, one more for the gate's register, plus a margin
         registered = not depth
         depth = depth or 1 << clog2(max(16, 2 * margin + 8 + extra))
         self.modules.append(fifo(f"{name}_fifo", width, depth, registered))
@@ -196,9 +196,15 @@ def generate(top: str, nodes: list, last: Point, n_out: int, score_t: FixedType,
                  f".out_valid(b{bi}_v), .out_mask(b{bi}_m), .out_data(b{bi}_d));"]
         chains[node.out.prefix] = (chain[0], chain[1] + spec.latency)
     tail_v, tail_d, _ = joints.join("t", last, chains[last.prefix], 1, None, last.width)  # the tail: 1 px/clk
-    v.append(f"    wire {', '.join(f'gate_{name}' for name in gates)};  // stall a stage: ~gate")
+    # stall a stage: ~gate. A gate with terms is a register (a clock late, which the FIFO margins count): its
+    # FIFO-count comparisons would otherwise lead the stage's whole pop and lane-selection logic
+    held = [name for name, terms in gates.items() if terms]
+    free = [name for name, terms in gates.items() if not terms]
+    v += [f"    reg {', '.join(f'gate_{name}' for name in held)};"] if held else []
+    v += [f"    wire {', '.join(f'gate_{name}' for name in free)};"] if free else []
     v += body
-    v += [f"    assign gate_{name} = {' & '.join(terms or [ALWAYS])};" for name, terms in gates.items()]
+    v += [f"    always @(posedge clk) gate_{name} <= ~rst & {' & '.join(gates[name])};" for name in held]
+    v += [f"    assign gate_{name} = {ALWAYS};" for name in free]
     rw = n_out * sw + cw
     v += [f"    wire d_v; wire [{n_out * sw - 1}:0] d_s; wire [{cw - 1}:0] d_c;",
           f"    dense u_dense (.clk(clk), .rst(rst), .in_valid({tail_v}), .in_data({tail_d}), "
