@@ -12,6 +12,13 @@ def test_default_paper_and_tiny_presets():
     assert build_config("tiny").data.n_train < build_config().data.n_train
 
 
+def test_fast_preset_is_the_small_student_at_eight_lanes():
+    f = build_config("fast")
+    assert f.student.channels == [8, 16, 32] and f.student.arch == "separable" and f.rtl.lanes == 8
+    assert f.student.weight_bits == 6 and f.student.pointwise_weight_bits is None  # 6 bits everywhere
+    assert f.distill == build_config().distill and f.teacher == build_config().teacher
+
+
 def test_out_of_range_names_field_and_limit():
     with pytest.raises(ConfigError, match=r"student\.weight_bits = 12: Input should be less than or equal to 8"):
         build_config("default", {"student": {"weight_bits": 12}})
