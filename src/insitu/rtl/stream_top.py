@@ -8,8 +8,9 @@ Blocks never stall. Four kinds of stage may hold back, each only when told to (`
 (`s_tready`, or the pad stage of block 0), the serializers, the repackers and the pad stages of later
 blocks. Every FIFO in the chain tells the nearest such stage upstream of it to stall while it has less room
 than the beats already on their way (the latencies of the blocks in between, one clock for the gate, which is a
-register, and a margin), so no FIFO ever overflows and nothing is ever dropped. `s_tready` also falls at the start of an image when every result slot
-is already promised; `frame_error` is sticky when `s_tlast` disagrees with the image size.
+register, and a margin), so no FIFO ever overflows and nothing is ever dropped. `s_tready` also falls at the
+start of an image when every result slot is already promised; `frame_error` is sticky when `s_tlast`
+disagrees with the image size.
 """
 
 from __future__ import annotations
