@@ -1,6 +1,6 @@
 """Accuracy benchmark: teacher vs KD student vs no-KD student vs float student, over several seeds.
 
-Runs the pipeline's data/teacher/distill steps for each seed (default preset, built-in data unless --data
+Runs the pipeline's data/teacher/distill/ablation steps for each seed (default preset, built-in data unless --data
 points at LymphoMNIST IDX files or another dataset) into runs/bench-accuracy-<tag>-seed<N>/ (resumable),
 then prints a table of test accuracies: mean and spread over the seeds, and the per-seed numbers.
 
@@ -48,9 +48,10 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
 
     torch.set_num_threads(cfg.threads or 2)
     t0 = time.monotonic()
-    run_steps(CELLS_STEPS, cfg, run, stop_after="distill")
+    run_steps(CELLS_STEPS, cfg, run, stop_after=("distill", "ablation"))
     teacher = json.loads(run.path("teacher", "metrics.json").read_text())
-    student = json.loads(run.path("student", "metrics.json").read_text())
+    student = {**json.loads(run.path("student", "metrics.json").read_text()),
+               **json.loads(run.path("ablation", "metrics.json").read_text())}
     out = {"teacher": teacher["accuracy"], **{k: student[k]["accuracy"] for k, _ in ROWS[1:]}}
     out["seconds"] = time.monotonic() - t0
     out["mode"] = student["mode"]

@@ -21,10 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-#: name -> (student overrides, distill overrides)
+from insitu.config import PRESETS
+
+_PAPER = PRESETS["paper"]["student"]
+#: name -> (student overrides, distill overrides), laid over the default preset
 CANDIDATES: dict[str, tuple[dict, dict]] = {
-    "paper": ({}, {}),
-    "paper-bn": ({"batchnorm": True}, {}),
+    "default": ({}, {}),
+    "default-attention1": ({}, {"attention": 1.0}),
+    "default-attention10": ({}, {"attention": 10.0}),
+    "paper": ({**_PAPER, "batchnorm": False}, {}),
+    "paper-bn": ({**_PAPER, "batchnorm": True}, {}),
     "sep16-32-64-bn": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True}, {}),
     "sep16-32-64-bn-w4a4": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True, "weight_bits": 4,
                              "act_bits": 4}, {}),
@@ -67,7 +73,8 @@ def train_and_score(name: str, run_dir: Path, threads: int) -> tuple[dict, objec
         soft_train, soft_pool = z["train"], z["pool"]
     mode, _ = resolve_mode(cfg, len(data.train_y), len(data.pool_x))
     t0 = time.monotonic()
-    teacher = load_teacher(run, base, len(data.class_names)) if cfg.distill.teacher_view == "online" else None
+    in_loop = cfg.distill.teacher_view == "online" or cfg.distill.attention > 0
+    teacher = load_teacher(run, base, len(data.class_names)) if in_loop else None
     fl, q, steps = train_kd(cfg, data, soft_train, soft_pool, mode, torch.device("cpu"), teacher)
     cpu = torch.device("cpu")
     row = {"name": name, "student": student, "distill": distill, "run": str(run_dir), "steps": steps,

@@ -80,6 +80,8 @@ class DistillConfig(_Strict):
     teacher_view: Literal["fixed", "online"] = Field(
         "fixed", description="fixed: the teacher's soft labels of each un-augmented image (computed once); online: "
                              "the teacher run on the very augmented view the student sees, every step")
+    attention: float = Field(0.0, ge=0, le=1e5, description="attention-transfer weight beta (0: off): the student's "
+                             "stage maps match the teacher's, the teacher run on every augmented batch")
     temperature: float = Field(2.0, gt=0, le=50)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
     float_epochs: int = Field(32, ge=0, le=1000, description="float pre-training epochs (the float student)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -38,6 +40,19 @@ class Step:
     sections: tuple[str, ...]
     deps: tuple[str, ...]
     doc: str
+    #: cores the step keeps busy while it runs (0: every core of the budget); the scheduler starts a step only
+    #: when its cores are free, except a step that would otherwise run alone, which gets every core
+    cores: int = 1
+    #: the step trains with torch in this process: its worker thread gets as many torch threads as cores granted
+    torch_threads: bool = False
+
+
+_granted = threading.local()
+
+
+def cores_granted(default: int = 1) -> int:
+    """The cores the scheduler granted the step running in this thread (`default` outside `run_steps`)."""
+    return getattr(_granted, "cores", default)
 
 
 def step_key(step: Step, cfg: RunConfig, run: RunDir) -> str:
@@ -49,14 +64,16 @@ def save_config(cfg: RunConfig, run: RunDir) -> None:
     atomic_write_json(run.path("config.json"), cfg.model_dump(mode="json"))
 
 
-def needed(steps: list[Step], target: str | None) -> list[Step]:
-    """`target` and every step it depends on, directly or not, in list order (all steps when no target)."""
+def needed(steps: list[Step], target: str | tuple[str, ...] | None) -> list[Step]:
+    """The target step(s) and every step they depend on, directly or not, in list order (all steps when none)."""
     if target is None:
         return list(steps)
+    targets = (target,) if isinstance(target, str) else tuple(target)
     by_name = {s.name: s for s in steps}
-    if target not in by_name:
-        raise KeyError(f"no step named {target!r}")
-    want, todo = set(), [target]
+    for t in targets:
+        if t not in by_name:
+            raise KeyError(f"no step named {t!r}")
+    want, todo = set(), list(targets)
     while todo:
         name = todo.pop()
         if name in by_name and name not in want:
@@ -66,12 +83,16 @@ def needed(steps: list[Step], target: str | None) -> list[Step]:
 
 
 def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[str] = frozenset(),
-              stop_after: str | None = None, jobs: int = 3) -> dict[str, float]:
-    """Run `stop_after` and the steps it needs (all steps by default), skipping intact ones unless forced.
+              stop_after: str | tuple[str, ...] | None = None, jobs: int = 3,
+              cores: int | None = None) -> dict[str, float]:
+    """Run `stop_after` (one step or several) and the steps they need (all steps by default), skipping intact
+    ones unless forced.
 
-    Steps whose dependencies are done run at the same time, up to `jobs`, in worker threads (the steps that
-    overlap wait on external tools: the C simulation, the RTL simulator, place and route); this thread only
-    schedules them and writes the manifest. On Ctrl-C it requests cancellation (training loops stop at their
+    Steps whose dependencies are done run at the same time in worker threads, up to `jobs` of them and up to
+    `cores` (default: the machine's) in the sum of their `Step.cores`; the list order is the priority. Most
+    steps wait on one external tool each (the C simulation, the RTL simulator, place and route); a training
+    step (`torch_threads`) gets torch threads for the cores it was granted. This thread only schedules the
+    steps and writes the manifest. On Ctrl-C it requests cancellation (training loops stop at their
     next step) and stops the running tools, so the run ends at once. A failing step stops what depends on it;
     the steps already running finish and are recorded before the first error is raised. Returns seconds per
     step (each measured in its own thread)."""
@@ -83,13 +104,26 @@ def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[s
     failed: list[tuple[Step, BaseException]] = []
     running: dict[Future, tuple[Step, str]] = {}
 
+    order = {s.name: i for i, s in enumerate(steps)}
+    budget = max(1, cores or os.cpu_count() or 1)
+    granted: dict[str, int] = {}
+
     def timed(step: Step) -> tuple[StepResult, float]:
+        _granted.cores = granted[step.name]
+        if step.torch_threads:
+            import torch  # only training steps, which import it anyway
+
+            torch.set_num_threads(min(granted[step.name], getattr(cfg, "threads", 0) or budget))
         t0 = time.monotonic()
         return step.func(cfg, run), time.monotonic() - t0
+
+    def demand(step: Step) -> int:
+        return budget if step.cores <= 0 else min(step.cores, budget)
 
     def collect(futures) -> None:
         for fut in futures:
             step, key = running.pop(fut)
+            granted.pop(step.name, None)
             try:
                 result, dt = fut.result()
             except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
@@ -125,12 +159,23 @@ def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[s
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step")
     try:
         while todo or running:
-            ready = launchable() if not _real(failed) else []
-            todo[:0] = [s for s, _ in ready[jobs - len(running):]]  # over the limit: later, in list order
-            for step, key in ready[:jobs - len(running)]:
-                log.info("step %-8s running: %s", step.name, step.doc)
+            ready = sorted(launchable() if not _real(failed) else [], key=lambda sk: order[sk[0].name])
+            later, batch = [], []
+            for step, key in ready:  # list order: a step that does not fit waits; later ones may still fit
+                free = budget - sum(granted.values())
+                if len(running) + len(batch) >= jobs or ((running or batch) and demand(step) > free):
+                    later.append(step)
+                    continue
+                granted[step.name] = min(demand(step), free)
+                batch.append((step, key))
+            free = budget - sum(granted.values())
+            if batch and free > 0 and (not later or len(running) + len(batch) >= jobs):
+                granted[batch[0][0].name] += free  # nothing else can use them now
+            for step, key in batch:
+                log.info("step %-8s running on %d core(s): %s", step.name, granted[step.name], step.doc)
                 run.forget_stage(step.name)
                 running[pool.submit(timed, step)] = (step, key)
+            todo[:0] = later
             if running:
                 done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)  # short: Ctrl-C lands here
                 for fut in done:

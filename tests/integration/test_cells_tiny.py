@@ -27,7 +27,7 @@ def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
     for key in ("params", "weight_bits", "act_bits", "accuracy", "accuracy_float"):
         assert key in report["student"]
     assert 0 <= report["student_no_kd"]["accuracy"] <= 1 and report["teacher"]["params"] > report["student"]["params"]
-    assert set(report["stage_seconds"]) >= {"data", "teacher", "distill", "export", "hls"}
+    assert set(report["stage_seconds"]) >= {"data", "teacher", "distill", "ablation", "export", "hls"}
     assert (tiny_run / "report.md").read_text().count("bit-exact") >= 1
     assert (tiny_run / "confusion.png").stat().st_size > 1000
     manifest = json.loads((tiny_run / "manifest.json").read_text())

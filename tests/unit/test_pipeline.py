@@ -112,7 +112,7 @@ def test_independent_steps_run_concurrently(tmp_path):
     import threading
 
     calls = []
-    run_steps(_diamond(calls, threading.Barrier(2)), build_config("tiny"), RunDir(tmp_path), jobs=2)
+    run_steps(_diamond(calls, threading.Barrier(2)), build_config("tiny"), RunDir(tmp_path), jobs=2, cores=2)
     assert calls[0] == "root" and set(calls[1:3]) == {"left", "right"} and calls[3] == "join"
 
 

@@ -62,6 +62,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
     dataset = _read(run.path("data", "dataset.json"))
     teacher = _read(run.path("teacher", "metrics.json"))
     student = _read(run.path("student", "metrics.json"))
+    nokd = _read(run.path("ablation", "metrics.json"))
     export = _read(run.path("export", "check.json"))
     hls = _read(run.path("hls", "csim.json"))
     cfg = _read(run.path("config.json"))
@@ -79,9 +80,9 @@ def build_report(run: RunDir) -> dict[str, Any]:
                     "distill_mode_reason": student.get("mode_reason"),
                     "steps": student["steps_per_student"], "confusion": student["kd"]["confusion"],
                     "params_vs_teacher": student["params"] / teacher["params"]},
-        "student_no_kd": {"accuracy": student["nokd"]["accuracy"], "accuracy_float": student["nokd_float"]["accuracy"],
-                          "confusion": student["nokd"]["confusion"]} if student.get("nokd") else None,
-        "kd_gain_points": student["kd_gain_points"],
+        "student_no_kd": {"accuracy": nokd["nokd"]["accuracy"], "accuracy_float": nokd["nokd_float"]["accuracy"],
+                          "confusion": nokd["nokd"]["confusion"]} if nokd.get("nokd") else None,
+        "kd_gain_points": 100 * (student["kd"]["accuracy"] - nokd["nokd"]["accuracy"]) if nokd.get("nokd") else None,
         "reference": {**export["reference_vs_brevitas"], "accuracy": export["reference_accuracy"],
                       "tensor_types": export["tensor_types"], "qonnx": export["qonnx"]},
         "csim": {"vectors": hls["csim"]["vectors"], "bit_exact_vectors": hls["csim"]["bit_exact_vectors"],

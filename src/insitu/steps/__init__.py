@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from insitu.pipeline import Step
-from insitu.steps import (compile, compile_report, data, distill, export, firmware, hls, lidar_data, lidar_report,
-                          lidar_streams, lidar_student, report, rtl, teacher)
+from insitu.steps import (ablation, compile, compile_report, data, distill, export, firmware, hls, lidar_data,
+                          lidar_report, lidar_streams, lidar_student, report, rtl, teacher)
 
-CELLS_STEPS: list[Step] = [
+CELLS_STEPS: list[Step] = [  # list order is the scheduler's priority: the firmware's chain first
     Step("data", data.run, ("data",), (), "prepare the train / pool / test split"),
-    Step("teacher", teacher.run, ("data", "teacher", "device"), ("data",), "train the teacher, soft labels"),
+    Step("teacher", teacher.run, ("data", "teacher", "device"), ("data",), "train the teacher, soft labels",
+         cores=0, torch_threads=True),
     Step("distill", distill.run, ("data", "student", "distill", "device"), ("data", "teacher"),
-         "KD student (float, then QAT) and the no-KD ablation"),
+         "KD student: float, then QAT", cores=0, torch_threads=True),
     Step("export", export.run, ("student",), ("data", "distill"), "QuantModel IR, QONNX, reference == Brevitas"),
-    Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("rtl", rtl.run, ("rtl",), ("export",), "Verilog of the core (streaming or unrolled)"),
-    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
          "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
+    Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
+    Step("ablation", ablation.run, ("data", "student", "distill", "device"), ("data",),
+         "no-KD student (same student, seed, split and steps, no teacher): the KD gain", torch_threads=True),
     Step("report", report.run, ("firmware",), ("data", "teacher", "distill", "export", "hls", "rtl", "rtlsim",
-                                               "firmware"), "report.json and report.md"),
+                                               "firmware", "ablation"), "report.json and report.md"),
 ]
 
 LIDAR_STEPS: list[Step] = [
@@ -30,11 +33,11 @@ LIDAR_STEPS: list[Step] = [
          "per-column student: float, then Brevitas QAT on the pseudo-labels"),
     Step("export", lidar_student.run_export, ("lidar.student", "lidar.distill"), ("data", "streams", "distill"),
          "QuantModel IR, QONNX, reference == Brevitas, student metrics"),
-    Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock)"),
-    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
          "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
+    Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("report", lidar_report.run, ("firmware",), ("data", "segnet", "streams", "distill", "export", "hls", "rtl",
                                                      "rtlsim", "firmware"),
          "report.json, report.md, ROC and bird's-eye plots"),
@@ -44,11 +47,11 @@ COMPILE_STEPS: list[Step] = [
     Step("import", compile.run_import, ("compile",), (), "the model file -> QuantModel IR; inputs -> codes, reference"),
     Step("check", compile.run_check, ("compile",), ("import",),
          "IR reference == the source framework's execution, bit for bit, on every input"),
-    Step("hls", hls.run, ("hls",), ("import", "check"), "hls4ml project and bit-exact C simulation"),
     Step("rtl", rtl.run, ("rtl",), ("import", "check"), "Verilog of the core (streaming or unrolled)"),
-    Step("rtlsim", rtl.run_sim, ("rtl",), ("import", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("import", "rtl"),
          "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+    Step("rtlsim", rtl.run_sim, ("rtl",), ("import", "rtl"), "RTL simulation, bit-exact with the reference"),
+    Step("hls", hls.run, ("hls",), ("import", "check"), "hls4ml project and bit-exact C simulation"),
     Step("report", compile_report.run, ("firmware",), ("import", "check", "hls", "rtl", "rtlsim", "firmware"),
          "report.json and report.md"),
 ]

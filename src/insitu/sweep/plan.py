@@ -35,7 +35,7 @@ class Task:
 
 
 #: steps that train with torch: they ask for `threads` CPUs
-TRAINING = {"teacher", "distill", "segnet", "streams"}
+TRAINING = {"teacher", "distill", "ablation", "segnet", "streams"}
 PLACE_AND_ROUTE_MEMORY = 4 << 30  # nextpnr-ecp5 on an 85F core peaks near 3 GiB
 
 
