@@ -27,8 +27,9 @@ _PAPER = PRESETS["paper"]["student"]
 #: name -> (student overrides, distill overrides), laid over the default preset
 CANDIDATES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
-    "default-attention1": ({}, {"attention": 1.0}),
-    "default-attention10": ({}, {"attention": 10.0}),
+    "default-attention1": ({}, {"attention": 1.0}),  # float training only (distill.attention_in_qat false)
+    "default-attention1-qat": ({}, {"attention": 1.0, "attention_in_qat": True}),
+    "default-attention10-qat": ({}, {"attention": 10.0, "attention_in_qat": True}),
     "paper": ({**_PAPER, "batchnorm": False}, {}),
     "paper-bn": ({**_PAPER, "batchnorm": True}, {}),
     "sep16-32-64-bn": ({"arch": "separable", "channels": [16, 32, 64], "batchnorm": True}, {}),

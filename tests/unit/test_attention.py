@@ -54,20 +54,22 @@ def test_loss_trains_the_student_and_leaves_the_teacher_alone():
     assert all(not m._forward_hooks for m in student.modules())
 
 
-def test_kd_training_with_attention_runs_the_teacher_every_step():
+@pytest.mark.parametrize("in_qat", [False, True])
+def test_kd_training_with_attention_runs_the_teacher_every_step(in_qat):
     rng = np.random.default_rng(0)
     n, size = 48, 24
     data = SimpleNamespace(train_x=rng.integers(0, 256, (n, size, size), dtype=np.uint8),
                            pool_x=rng.integers(0, 256, (n, size, size), dtype=np.uint8),
                            train_y=rng.integers(0, 3, n), class_names=["a", "b", "c"], image_size=size)
-    cfg = build_config("tiny", {"distill": {"attention": 50.0, "float_epochs": 1, "qat_epochs": 1,
-                                            "batch_size": 16}})
+    cfg = build_config("tiny", {"distill": {"attention": 50.0, "attention_in_qat": in_qat, "float_epochs": 1,
+                                            "qat_epochs": 1, "batch_size": 16}})
     teacher = ResNetTeacher(cfg.teacher, 3)
     calls = []
     teacher.register_forward_hook(lambda *_: calls.append(1))
     soft = np.zeros((n, 3), np.float32)
     fl, q, steps = train_kd(cfg, data, soft, soft, "label_free", torch.device("cpu"), teacher)
-    assert steps == 2 * 6 and len(calls) == steps  # fixed soft labels, the teacher once per step for the maps
+    # fixed soft labels: the teacher runs once per step for the maps, in float training (and QAT when asked)
+    assert steps == 2 * 6 and len(calls) == (steps if in_qat else steps // 2)
     assert all(not m._forward_hooks for m in list(fl.modules()) + list(q.modules()))
     with pytest.raises(ValueError, match="need the teacher"):
         train_kd(cfg, data, soft, soft, "label_free", torch.device("cpu"))
