@@ -113,7 +113,7 @@ def run_steps(steps: list[Step], cfg: RunConfig, run: RunDir, force: frozenset[s
         if step.torch_threads:
             import torch  # only training steps, which import it anyway
 
-            torch.set_num_threads(min(granted[step.name], getattr(cfg, "threads", 0) or budget))
+            torch.set_num_threads(min(granted[step.name], cfg.threads or budget))
         t0 = time.monotonic()
         return step.func(cfg, run), time.monotonic() - t0
 

@@ -71,5 +71,6 @@ def test_kd_training_with_attention_runs_the_teacher_every_step(in_qat):
     # fixed soft labels: the teacher runs once per step for the maps, in float training (and QAT when asked)
     assert steps == 2 * 6 and len(calls) == (steps if in_qat else steps // 2)
     assert all(not m._forward_hooks for m in list(fl.modules()) + list(q.modules()))
+    assert all(not m._forward_hooks for m in teacher.stages.modules())  # the teacher's hooks are gone too
     with pytest.raises(ValueError, match="need the teacher"):
         train_kd(cfg, data, soft, soft, "label_free", torch.device("cpu"))

@@ -50,8 +50,13 @@ class AttentionTransfer:
         self.teacher, self.beta = teacher.eval(), beta
         self._t: list[torch.Tensor] = []
         self._s: dict[int, torch.Tensor] = {}
-        for module in teacher_stage_ends(teacher):
-            module.register_forward_hook(lambda _m, _i, out: self._t.append(_value(out)))
+        self._handles = [m.register_forward_hook(lambda _m, _i, out: self._t.append(_value(out)))
+                         for m in teacher_stage_ends(teacher)]
+
+    def close(self) -> None:
+        """Remove the teacher's hooks (the teacher may be used again)."""
+        for h in self._handles:
+            h.remove()
 
     def attach(self, student: nn.Sequential) -> Callable[[], None]:
         handles = []

@@ -35,7 +35,7 @@ def train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device
                sees_input: bool = False, attach=None, qat_loss_fn=None):
     """Float pre-training then QAT fine-tuning of one student; returns (float_model, quant_model, steps).
     `attach(model)`, when given, hooks each student before it trains and returns the hooks' remover;
-    `qat_loss_fn` (same signature as `loss_fn`) replaces `loss_fn` in QAT, where it is given."""
+    `qat_loss_fn` (same signature as `loss_fn`) replaces `loss_fn` in QAT, where the hooks are then not set."""
     d = cfg.distill
     steps_float = steps_for(d.float_epochs, len(x), d.batch_size) if d.float_epochs else 0
     steps_qat = steps_for(d.qat_epochs, len(x), d.batch_size)
@@ -51,9 +51,9 @@ def train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device
     torch.manual_seed(cfg.seed)
     quant_model = build_student(cfg.student, k, size, quantized=True)
     load_float_into_quant(float_model.cpu(), quant_model)
-    remove = attach(quant_model) if attach else None
-    fit(quant_model, x, qat_loss_fn or loss_fn, FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1,
-                                         flips=cfg.data.flips),
+    remove = attach(quant_model) if attach and qat_loss_fn is None else None
+    fit(quant_model, x, qat_loss_fn or loss_fn,
+        FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1, flips=cfg.data.flips),
         device, f"{tag} QAT", sees_input)
     if remove:
         remove()
@@ -91,19 +91,23 @@ def train_kd(cfg: RunConfig, data, soft_train: np.ndarray, soft_pool: np.ndarray
         views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if cfg.data.flips else [xb]
         return torch.stack([teacher(v) for v in views]).mean(0)
 
-    def kd_qat(logits: torch.Tensor, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:  # no attention
+    def kd_term(logits: torch.Tensor, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:  # no attention
         if d.teacher_view == "online":
             idx_d = idx.to(device)
             return kd_loss(logits, teach(xb), y_kd[idx_d], has_label[idx_d], d.temperature, d.alpha)
         return kd(logits, idx)
 
     def kd_in_loop(logits: torch.Tensor, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-        loss = kd_qat(logits, idx, xb)
+        loss = kd_term(logits, idx, xb)
         return loss + at.loss(xb) if at is not None else loss
 
-    qat_fn = kd_qat if at is not None and not d.attention_in_qat else None
-    return train_pair(cfg, x_kd, kd_in_loop, k, size, device, "KD student", sees_input=True,
-                      attach=at.attach if at is not None else None, qat_loss_fn=qat_fn)
+    qat_fn = kd_term if at is not None and not d.attention_in_qat else None
+    try:
+        return train_pair(cfg, x_kd, kd_in_loop, k, size, device, "KD student", sees_input=True,
+                          attach=at.attach if at is not None else None, qat_loss_fn=qat_fn)
+    finally:
+        if at is not None:
+            at.close()
 
 
 def load_teacher(run: RunDir, cfg: RunConfig, k: int) -> torch.nn.Module:
