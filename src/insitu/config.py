@@ -93,6 +93,11 @@ class DistillConfig(_Strict):
     lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
     qat_lr: float = Field(1e-2, gt=0, le=1.0, description="QAT fine-tuning learning rate (peak, warm-up + cosine)")
     augment: bool = True
+    mixup: float = Field(0.0, ge=0, le=10, description="mixup in both students' training (the KD student and the "
+                         "ablation alike): each batch blended with a permutation of itself, lam ~ Beta(mixup, "
+                         "mixup); with an online teacher the teacher sees the blend (function matching); 0: off")
+    ema: float = Field(0.0, ge=0, lt=1, description="decay of a moving average of the weights kept from a third of "
+                       "each training phase on and used at its end (both students); 0: off")
     ablation: bool = Field(True, description="also train the same student without the teacher (the KD gain); "
                                              "false halves the step's time (sweeps)")
 

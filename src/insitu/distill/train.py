@@ -1,9 +1,10 @@
 """One training loop for every network of insitu (teacher, float student, QAT student), plus evaluation.
 
 Images travel as uint8 (N,H,W) and become float x = pixel/256 here: exactly the student's 8-bit input grid.
-`fit` reads top to bottom: seeded shuffling, augmentation, AdamW with a warm-up + cosine schedule, a rich
-progress bar with the running loss. The loss is a callable on (logits, batch indices) so distillation, plain
-cross-entropy and label-free training all share this loop.
+`fit` reads top to bottom: seeded shuffling, augmentation (optionally mixup), AdamW with a warm-up + cosine
+schedule, optionally an exponential moving average of the weights, a rich progress bar with the running loss. The
+loss is a callable on (logits, batch indices) so distillation, plain cross-entropy and label-free training all
+share this loop.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class FitSpec:
     photometric: bool = False
     seed: int = 0
     flips: bool = True  # the data's class is invariant under flips and transposes
+    #: mixup: each batch is blended with a permutation of itself, weight lam ~ Beta(mixup, mixup) (0: off); the
+    #: loss is lam * L(idx) + (1 - lam) * L(idx[perm]), or, for a loss that sees the input (an online teacher),
+    #: L on the blended images themselves (function matching)
+    mixup: float = 0.0
+    #: decay of an exponential moving average of the weights (and float buffers), started a third of the way in
+    #: (after Brevitas' activation-scale statistics) and copied into the model at the end (0: off)
+    ema: float = 0.0
 
 
 def steps_for(epochs: int, n: int, batch_size: int) -> int:
@@ -91,14 +99,43 @@ def _lr_at(step: int, total: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
+class WeightAverage:
+    """An exponential moving average of a model's parameters and floating-point buffers (batch-norm statistics,
+    quantizer state), updated in place after each optimiser step and copied into the model by `apply`."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        self.shadow = [t.detach().clone() for t in self.tensors]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for avg, t in zip(self.shadow, self.tensors):
+            avg.lerp_(t.detach(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for avg, t in zip(self.shadow, self.tensors):
+            t.copy_(avg)
+
+
+def _mix(xb: torch.Tensor, alpha: float, rng: np.random.Generator, gen: torch.Generator):
+    """(blended batch, lam, permutation): one lam ~ Beta(alpha, alpha) per batch, from the loop's seeded generators."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.randperm(len(xb), generator=gen)
+    return lam * xb + (1.0 - lam) * xb[perm.to(xb.device)], lam, perm
+
+
 def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, device: torch.device,
         desc: str, loss_sees_input: bool = False) -> list[float]:
     """Train `model` for `spec.steps` steps on x_u8; loss_fn(logits, batch_indices) -> scalar, or with
     `loss_sees_input` loss_fn(logits, batch_indices, augmented_batch) (an online teacher). Returns losses."""
     torch.manual_seed(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    ema_start, ema = spec.steps // 3, None
     x_all = torch.from_numpy(np.ascontiguousarray(x_u8))
     n, losses, step, order, pos = len(x_all), [], 0, torch.randperm(len(x_all), generator=gen), 0
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -117,16 +154,29 @@ def fit(model: nn.Module, x_u8: np.ndarray, loss_fn: LossFn, spec: FitSpec, devi
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, spec.steps, spec.lr)
             xb = xb.to(device)
-            loss = loss_fn(model(xb), idx, xb) if loss_sees_input else loss_fn(model(xb), idx)
+            if spec.mixup > 0:
+                xb, lam, perm = _mix(xb, spec.mixup, rng, gen)
+                logits = model(xb)
+                loss = loss_fn(logits, idx, xb) if loss_sees_input else \
+                    lam * loss_fn(logits, idx) + (1.0 - lam) * loss_fn(logits, idx[perm])
+            else:
+                loss = loss_fn(model(xb), idx, xb) if loss_sees_input else loss_fn(model(xb), idx)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if spec.ema > 0 and step == ema_start:
+                ema = WeightAverage(model, spec.ema)
+            elif ema is not None:
+                ema.update()
             losses.append(loss.item())
             step += 1
             bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
-    log.info("%s: %d steps, final loss %.4f", desc, spec.steps, float(np.mean(losses[-20:])))
+    if ema is not None:
+        ema.apply()
+    log.info("%s: %d steps, final loss %.4f%s", desc, spec.steps, float(np.mean(losses[-20:])),
+             f" (weights: moving average, decay {spec.ema}, from step {ema_start})" if ema is not None else "")
     return losses
 
 

@@ -19,6 +19,7 @@ from insitu.distill.losses import kd_loss
 from insitu.distill.mode import resolve_mode
 from insitu.distill.student import build_student, load_float_into_quant, weight_params
 from insitu.distill.train import FitSpec, accuracy, confusion, fit, predict_logits, resolve_device, steps_for
+from insitu.errors import ConfigError
 from insitu.pipeline import StepResult
 from insitu.rundir import RunDir, atomic_write_json
 from insitu.steps import data as data_step
@@ -44,7 +45,7 @@ def train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device
     if steps_float:
         remove = attach(float_model) if attach else None
         fit(float_model, x, loss_fn, FitSpec(steps_float, d.batch_size, d.lr, 1e-4, d.augment, seed=cfg.seed,
-                                             flips=cfg.data.flips),
+                                             flips=cfg.data.flips, mixup=d.mixup, ema=d.ema),
             device, f"{tag} float", sees_input)
         if remove:
             remove()
@@ -53,7 +54,8 @@ def train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device
     load_float_into_quant(float_model.cpu(), quant_model)
     remove = attach(quant_model) if attach and qat_loss_fn is None else None
     fit(quant_model, x, qat_loss_fn or loss_fn,
-        FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1, flips=cfg.data.flips),
+        FitSpec(steps_qat, d.batch_size, d.qat_lr, 1e-4, d.augment, seed=cfg.seed + 1, flips=cfg.data.flips,
+                mixup=d.mixup, ema=d.ema),
         device, f"{tag} QAT", sees_input)
     if remove:
         remove()
@@ -81,6 +83,10 @@ def train_kd(cfg: RunConfig, data, soft_train: np.ndarray, soft_pool: np.ndarray
 
     if teacher is None and (d.teacher_view == "online" or d.attention > 0):
         raise ValueError("distill.teacher_view=online and distill.attention need the teacher")
+    if d.mixup > 0 and d.attention > 0 and d.teacher_view == "fixed":
+        raise ConfigError("distill.mixup with distill.attention needs distill.teacher_view=online (the fixed soft "
+                          "labels are of the un-blended images, the attention maps of the blended ones)",
+                          "set distill.teacher_view=online, or turn one of distill.mixup / distill.attention off")
     at = AttentionTransfer(teacher.to(device), d.attention) if d.attention > 0 else None
     if d.teacher_view == "fixed" and at is None:
         return train_pair(cfg, x_kd, kd, k, size, device, "KD student")
