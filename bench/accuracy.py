@@ -8,7 +8,8 @@ then prints a table of test accuracies: mean and spread over the seeds, and the 
     python bench/accuracy.py --suite [--set threads=1]   # every row of SUITE, one combined table
 
 The suite's rows share run directories with the single-configuration command (same preset and overrides), so a
-configuration measured once is never trained again.
+configuration measured once is never trained again; a configuration with overrides starts from the data and the
+teacher of the same seed's run without them (kept only when its own data and teacher sections are unchanged).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from insitu.config import build_config, overrides_to_dict
 from insitu.pipeline import run_steps
 from insitu.rundir import RunDir
 from insitu.steps import CELLS_STEPS
+from insitu.sweep.share import import_stage
 
 ROWS = [("teacher", "teacher (float)"), ("kd_float", "KD student, float"), ("kd", "KD student, QAT"),
         ("nokd_float", "no-KD student, float"), ("nokd", "no-KD student, QAT")]
@@ -40,10 +42,12 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     over["seed"] = seed
     over.setdefault("data", {})["seed"] = seed
     cfg = build_config(args.preset, over)
-    tag = "builtin" if not args.data else Path(args.data).stem
+    tag = base_tag = "builtin" if not args.data else Path(args.data).stem
     if args.set:  # overrides get their own run directories
         tag += "-" + "-".join(s.replace("=", "").replace(".", "_") for s in args.set)
     run = RunDir(Path("runs") / f"bench-accuracy-{tag}-{args.preset}-seed{seed}")
+    if args.set and not run.manifest()["stages"]:
+        _share_teacher(run, Path("runs") / f"bench-accuracy-{base_tag}-{args.preset}-seed{seed}")
     import torch
 
     torch.set_num_threads(cfg.threads or 2)
@@ -56,6 +60,19 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     out["seconds"] = time.monotonic() - t0
     out["mode"] = student["mode"]
     return out
+
+
+def _share_teacher(run: RunDir, base_root: Path) -> None:
+    """A new variant's run starts from the data and teacher of the same seed's run without overrides, when that
+    run has them: the pipeline keeps them only if the variant's data and teacher sections hash the same (its
+    step keys decide), so a variant that changes them trains its own."""
+    if not (base_root / "manifest.json").exists():
+        return
+    base = RunDir(base_root)
+    with run.locked():
+        for name in ("data", "teacher"):
+            if name in base.manifest()["stages"]:
+                import_stage(base, run, name)
 
 
 #: (label, preset, overrides): the default and the paper's topology, on 3 classes and on the paper's B vs T task
