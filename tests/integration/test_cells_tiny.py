@@ -29,6 +29,14 @@ def test_tiny_run_is_bit_exact_end_to_end(tiny_run):
     assert 0 <= report["student_no_kd"]["accuracy"] <= 1 and report["teacher"]["params"] > report["student"]["params"]
     assert set(report["stage_seconds"]) >= {"data", "teacher", "distill", "ablation", "export", "hls"}
     assert (tiny_run / "report.md").read_text().count("bit-exact") >= 1
+    # the scorecard: every target read from this run (the tiny run builds a bitstream and trains the ablation)
+    card = {row["key"]: row for row in report["targets"]}
+    assert set(card) == {"teacher_gap", "kd_gain", "latency", "main_job"}
+    assert all(row["status"] in ("met", "missed", "met (goal not reached)") for row in card.values())
+    assert card["kd_gain"]["value"] == round(report["kd_gain_points"], 2)
+    assert card["latency"]["value"] == round(report["latency_us"]["first_pixel_to_decision"], 2)
+    assert 0 < report["main_job"]["wall_seconds"] <= report["main_job"]["stage_seconds_sum"] + 2
+    assert "## Targets" in (tiny_run / "report.md").read_text()
     assert (tiny_run / "confusion.png").stat().st_size > 1000
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["versions"]["torch"].startswith("2.13.0")

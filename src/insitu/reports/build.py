@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from insitu.reports.latency import latency_section
+from insitu.reports.targets import scorecard, wall_seconds
 from insitu.rundir import RunDir
 
 
@@ -66,7 +67,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
     export = _read(run.path("export", "check.json"))
     hls = _read(run.path("hls", "csim.json"))
     cfg = _read(run.path("config.json"))
-    return {
+    report = {
         "app": cfg["app"],
         "preset": cfg["preset"],
         "dataset": {"name": dataset["name"], "classes": dataset["classes"], "sizes": dataset["sizes"],
@@ -90,6 +91,11 @@ def build_report(run: RunDir) -> dict[str, Any]:
                  "vitis": hls.get("vitis")},
         **firmware_section(run, cfg),
         "stage_seconds": {name: rec["seconds"] for name, rec in stages.items()},
+        "main_job": {"wall_seconds": wall_seconds(stages),
+                     "stage_seconds_sum": round(sum(rec["seconds"] for rec in stages.values()), 1)},
         "versions": m.get("versions", {}),
         "tools": m.get("tools", {}),
     }
+    if cfg["app"] == "cells":
+        report["targets"] = scorecard(report)
+    return report

@@ -110,7 +110,9 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         "| stage | seconds |",
         "|---|---:|",
         *[f"| {k} | {v:.1f} |" for k, v in report["stage_seconds"].items()],
-        f"| **total** | **{sum(report['stage_seconds'].values()):.1f}** |",
+        f"| sum (stages run side by side) | {sum(report['stage_seconds'].values()):.1f} |",
+        *([f"| **wall time while a stage ran** | **{report['main_job']['wall_seconds']:.1f}** |"]
+          if (report.get("main_job") or {}).get("wall_seconds") is not None else []),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
         "",
