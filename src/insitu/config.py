@@ -80,6 +80,8 @@ class DistillConfig(_Strict):
     teacher_view: Literal["fixed", "online"] = Field(
         "fixed", description="fixed: the teacher's soft labels of each un-augmented image (computed once); online: "
                              "the teacher run on the very augmented view the student sees, every step")
+    teacher_tta: bool = Field(True, description="online teacher: average its logits over the four flips when the "
+                              "data allows flips (4 teacher passes per step; false: 1)")
     attention: float = Field(0.0, ge=0, le=1e5, description="attention-transfer weight beta (0: off): the student's "
                              "stage maps match the teacher's, the teacher run on every augmented batch")
     attention_in_qat: bool = Field(False, description="keep attention transfer during QAT (default: float "

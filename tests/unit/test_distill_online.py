@@ -28,16 +28,17 @@ def _data(n=48, size=12):
                            train_y=rng.integers(0, 3, n), class_names=["a", "b", "c"], image_size=size)
 
 
-@pytest.mark.parametrize("flips", [True, False])
-def test_online_teacher_sees_every_augmented_batch(flips):
+@pytest.mark.parametrize("flips,tta", [(True, True), (False, True), (True, False)])
+def test_online_teacher_sees_every_augmented_batch(flips, tta):
     data = _data()
     over = {"data": {"flips": flips}, "student": {"channels": [2], "weight_bits": 4, "act_bits": 4},
-            "distill": {"teacher_view": "online", "float_epochs": 1, "qat_epochs": 1, "batch_size": 16}}
+            "distill": {"teacher_view": "online", "teacher_tta": tta, "float_epochs": 1, "qat_epochs": 1,
+                        "batch_size": 16}}
     cfg = build_config("tiny", over)
     teacher = RecordingTeacher()
     soft = np.zeros((len(data.train_x), 3), np.float32)
     _, _, steps = train_kd(cfg, data, soft, soft, "label_free", torch.device("cpu"), teacher)
-    views = 4 if flips else 1
+    views = 4 if flips and tta else 1
     assert len(teacher.seen) == steps * views and steps == 2 * 6
     # the batches are augmented views on the 2^-8 grid, not the stored images
     stored = {torch.from_numpy(np.concatenate([data.train_x, data.pool_x])[i]).float().div(256).sum().item()

@@ -65,9 +65,10 @@ def train_pair(cfg: RunConfig, x: np.ndarray, loss_fn, k: int, size: int, device
 def train_kd(cfg: RunConfig, data, soft_train: np.ndarray, soft_pool: np.ndarray, mode: str,
              device: torch.device, teacher: torch.nn.Module | None = None):
     """The KD student on the labelled split and the pool (labels only in `labelled` mode); (float, QAT, steps).
-    With `distill.teacher_view=online`, `teacher` is run (eval mode, no gradient) on each augmented batch, its
-    logits averaged over the four flips when the data allows flips, like the fixed soft labels. With
-    `distill.attention > 0` the teacher also runs on each augmented batch for attention transfer."""
+    With `distill.teacher_view=online`, `teacher` is run (eval mode, no gradient) on each augmented (with
+    `distill.mixup`, blended) batch, its logits averaged over the four flips when the data allows them and
+    `distill.teacher_tta` is on, like the fixed soft labels. With `distill.attention > 0` the teacher also runs on
+    each augmented batch for attention transfer."""
     k, size = len(data.class_names), data.image_size
     x_kd = np.concatenate([data.train_x, data.pool_x])
     t_kd = torch.from_numpy(np.concatenate([soft_train, soft_pool])).float().to(device)
@@ -94,7 +95,8 @@ def train_kd(cfg: RunConfig, data, soft_train: np.ndarray, soft_pool: np.ndarray
 
     @torch.no_grad()
     def teach(xb: torch.Tensor) -> torch.Tensor:
-        views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if cfg.data.flips else [xb]
+        tta = cfg.data.flips and d.teacher_tta
+        views = [xb, xb.flip(-1), xb.flip(-2), xb.flip(-1).flip(-2)] if tta else [xb]
         return torch.stack([teacher(v) for v in views]).mean(0)
 
     def kd_term(logits: torch.Tensor, idx: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:  # no attention
