@@ -6,6 +6,7 @@ then prints a table of test accuracies: mean and spread over the seeds, and the 
 
     python bench/accuracy.py [--seeds 0 1 2] [--data PATH] [--preset default] [--set section.field=value ...]
     python bench/accuracy.py --suite [--set threads=1]   # every row of SUITE, one combined table
+    python bench/accuracy.py --report-only [--set ...]   # the table from finished runs, training nothing
 
 The suite's rows share run directories with the single-configuration command (same preset and overrides), so a
 configuration measured once is never trained again; a configuration with overrides starts from the data and the
@@ -46,13 +47,17 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     if args.set:  # overrides get their own run directories
         tag += "-" + "-".join(s.replace("=", "").replace(".", "_") for s in args.set)
     run = RunDir(Path("runs") / f"bench-accuracy-{tag}-{args.preset}-seed{seed}")
-    if args.set and not run.manifest()["stages"]:
+    if args.set and not args.report_only and not run.manifest()["stages"]:
         _share_teacher(run, Path("runs") / f"bench-accuracy-{base_tag}-{args.preset}-seed{seed}")
-    import torch
-
-    torch.set_num_threads(cfg.threads or 2)
     t0 = time.monotonic()
-    run_steps(CELLS_STEPS, cfg, run, stop_after=("distill", "ablation"))
+    if not args.report_only:
+        import torch
+
+        torch.set_num_threads(cfg.threads or 2)
+        run_steps(CELLS_STEPS, cfg, run, stop_after=("distill", "ablation"))
+    missing = [f for f in ("teacher", "student", "ablation") if not run.path(f, "metrics.json").exists()]
+    if missing:
+        raise SystemExit(f"{run.root}: no {', '.join(missing)} results yet; run without --report-only to train them")
     teacher = json.loads(run.path("teacher", "metrics.json").read_text())
     student = {**json.loads(run.path("student", "metrics.json").read_text()),
                **json.loads(run.path("ablation", "metrics.json").read_text())}
@@ -109,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--set", action="append")
     ap.add_argument("--suite", action="store_true", help="every configuration of SUITE, one combined table")
+    ap.add_argument("--report-only", action="store_true",
+                    help="print the table from the run directories as they are, training nothing (runs trained "
+                         "elsewhere, e.g. one process per seed, or by an earlier version of the code)")
     args = ap.parse_args(argv)
     if args.suite:
         return suite(args)
@@ -116,20 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title=f"test accuracy, {args.preset} preset, "
                         f"{'built-in synthetic data' if not args.data else args.data}, seeds {args.seeds}")
     table.add_column("model")
-    table.add_column("mean", justify="right")
+    table.add_column("mean ± std", justify="right")
     table.add_column("min..max", justify="right")
     for s in args.seeds:
         table.add_column(f"seed {s}", justify="right")
     for key, label in ROWS:
         vals = [100 * results[s][key] for s in args.seeds]
-        table.add_row(label, f"{statistics.mean(vals):.2f}%", f"{min(vals):.2f}..{max(vals):.2f}",
+        table.add_row(label, _ms(vals), f"{min(vals):.2f}..{max(vals):.2f}",
                       *[f"{v:.2f}%" for v in vals])
     gap = [100 * (results[s]["teacher"] - results[s]["kd"]) for s in args.seeds]
     gain = [100 * (results[s]["kd"] - results[s]["nokd"]) for s in args.seeds]
-    table.add_row("teacher - KD student (QAT), points", f"{statistics.mean(gap):+.2f}", "",
-                  *[f"{v:+.2f}" for v in gap])
-    table.add_row("KD gain over no-KD (QAT), points", f"{statistics.mean(gain):+.2f}", "",
-                  *[f"{v:+.2f}" for v in gain])
+    table.add_row("teacher - KD student (QAT), points", _ms(gap), "", *[f"{v:+.2f}" for v in gap])
+    table.add_row("KD gain over no-KD (QAT), points", _ms(gain), "", *[f"{v:+.2f}" for v in gain])
     console = Console(width=160)
     console.print(table)
     console.print(f"distillation mode: {results[args.seeds[0]]['mode']}; targets: KD student within 1 point of "
