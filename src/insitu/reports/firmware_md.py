@@ -25,7 +25,7 @@ def latency_plot(points: list[dict[str, Any]], path: Path) -> Path | None:
     ax.axhline(14.5, color="grey", ls="--", lw=1)
     ax.text(ax.get_xlim()[0], 14.5, " 14.5 µs (published sorter, 250 MHz KU035)", va="bottom", fontsize=8)
     ax.set_xlabel("LUTs (post place and route)")
-    ax.set_ylabel("first pixel → decision (µs at Fmax)")
+    ax.set_ylabel("first pixel → decision (µs at the bitstream clock)")
     ax.set_ylim(bottom=0)
     ax.margins(x=0.2)  # room for the labels of the outermost points
     ax.grid(alpha=0.3)
