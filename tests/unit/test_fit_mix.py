@@ -1,7 +1,5 @@
 """Mixup and the moving average of the weights in the one training loop (`insitu.distill.train.fit`)."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -10,6 +8,8 @@ from insitu.config import build_config
 from insitu.distill.train import FitSpec, WeightAverage, fit
 from insitu.errors import ConfigError
 from insitu.steps.distill import train_kd
+
+from .test_distill_online import RecordingTeacher, _data
 
 
 class Recorder(torch.nn.Module):
@@ -96,31 +96,14 @@ def test_weight_average_covers_parameters_and_float_buffers_only():
     assert int(model[1].num_batches_tracked) == 5  # integer state is the model's own, not averaged
 
 
-def _data(n=48, size=12):
-    rng = np.random.default_rng(0)
-    return SimpleNamespace(train_x=rng.integers(0, 256, (n, size, size), dtype=np.uint8),
-                           pool_x=rng.integers(0, 256, (n, size, size), dtype=np.uint8),
-                           train_y=rng.integers(0, 3, n), class_names=["a", "b", "c"], image_size=size)
-
-
 def test_online_teacher_sees_the_blended_images():
     """Function matching: with mixup the teacher is asked about the very blend the student sees."""
-
-    class Teacher(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-            self.lin = torch.nn.Linear(1, 3)
-
-        def forward(self, x):
-            self.seen.append(x.detach().clone())
-            return self.lin(x.mean(dim=(1, 2, 3))[:, None])
 
     data = _data()
     cfg = build_config("tiny", {"data": {"flips": False}, "student": {"channels": [2], "weight_bits": 4, "act_bits": 4},
                                 "distill": {"teacher_view": "online", "mixup": 0.4, "float_epochs": 1,
                                             "qat_epochs": 1, "batch_size": 16}})
-    teacher = Teacher()
+    teacher = RecordingTeacher()
     soft = np.zeros((len(data.train_x), 3), np.float32)
     _, _, steps = train_kd(cfg, data, soft, soft, "label_free", torch.device("cpu"), teacher)
     assert len(teacher.seen) == steps
