@@ -16,7 +16,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def firmware_section(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
-    """rtl / impl / latency_us / shell_sim, from the rtl step and the bundle of the configured board."""
+    """rtl / impl / latency_us / shell_sim, from the rtl and shellsim steps and the bundle of the configured board."""
     out: dict[str, Any] = {}
     rtl_path = run.path("rtlsim", "rtl_sim.json")
     if not rtl_path.exists():
@@ -25,8 +25,10 @@ def firmware_section(run: RunDir, cfg: dict[str, Any]) -> dict[str, Any]:
     fw = run.path("firmware", cfg["firmware"]["board"], "impl.json")
     impl_doc = _read(fw) if fw.exists() else {}
     out["impl"] = impl_doc.get("impl")
-    if "shell_sim" in impl_doc:
-        out["shell_sim"] = impl_doc["shell_sim"]
+    shell_path = run.path("shellsim", "shell_sim.json")
+    shell_doc = _read(shell_path) if shell_path.exists() else impl_doc.get("shell_sim")  # (older bundles: inside)
+    if shell_doc and "skipped" not in shell_doc:
+        out["shell_sim"] = shell_doc
     if "vivado" in impl_doc:
         out["vivado"] = impl_doc["vivado"]
     out["latency_us"] = latency_section(out["rtl"], out["impl"], impl_doc.get("clock_mhz"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from insitu.pipeline import Step
 from insitu.steps import (ablation, compile, compile_report, data, distill, export, firmware, hls, lidar_data,
-                          lidar_report, lidar_streams, lidar_student, report, rtl, teacher)
+                          lidar_report, lidar_streams, lidar_student, report, rtl, shellsim, teacher)
 
 CELLS_STEPS: list[Step] = [  # list order is the scheduler's priority: the firmware's chain first
     Step("data", data.run, ("data",), (), "prepare the train / pool / test split"),
@@ -15,13 +15,15 @@ CELLS_STEPS: list[Step] = [  # list order is the scheduler's priority: the firmw
     Step("export", export.run, ("student",), ("data", "distill"), "QuantModel IR, QONNX, reference == Brevitas"),
     Step("rtl", rtl.run, ("rtl",), ("export",), "Verilog of the core (streaming or unrolled)"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
-         "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+         "board shell, bitstream (open flow) or estimate, bundle"),
+    Step("shellsim", shellsim.run, ("rtl", "firmware"), ("export", "rtl"),
+         "the board shell simulated over its UART: answers and trigger == reference"),
     Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("ablation", ablation.run, ("data", "student", "distill", "device"), ("data",),
          "no-KD student (same student, seed, split and steps, no teacher): the KD gain", torch_threads=True),
     Step("report", report.run, ("firmware",), ("data", "teacher", "distill", "export", "hls", "rtl", "rtlsim",
-                                               "firmware", "ablation"), "report.json and report.md"),
+                                               "firmware", "shellsim", "ablation"), "report.json and report.md"),
 ]
 
 LIDAR_STEPS: list[Step] = [
@@ -35,11 +37,13 @@ LIDAR_STEPS: list[Step] = [
          "QuantModel IR, QONNX, reference == Brevitas, student metrics"),
     Step("rtl", rtl.run, ("rtl",), ("export",), "unrolled Verilog (a column per clock)"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("export", "rtl"),
-         "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+         "board shell, bitstream (open flow) or estimate, bundle"),
+    Step("shellsim", shellsim.run, ("rtl", "firmware"), ("export", "rtl"),
+         "the board shell simulated over its UART: answers and trigger == reference"),
     Step("rtlsim", rtl.run_sim, ("rtl",), ("export", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("hls", hls.run, ("hls",), ("export",), "hls4ml project and bit-exact C simulation"),
     Step("report", lidar_report.run, ("firmware",), ("data", "segnet", "streams", "distill", "export", "hls", "rtl",
-                                                     "rtlsim", "firmware"),
+                                                     "rtlsim", "firmware", "shellsim"),
          "report.json, report.md, ROC and bird's-eye plots"),
 ]
 
@@ -49,10 +53,13 @@ COMPILE_STEPS: list[Step] = [
          "IR reference == the source framework's execution, bit for bit, on every input"),
     Step("rtl", rtl.run, ("rtl",), ("import", "check"), "Verilog of the core (streaming or unrolled)"),
     Step("firmware", firmware.run, ("rtl", "firmware"), ("import", "rtl"),
-         "board shell, its UART simulation, bitstream (open flow) or estimate, bundle"),
+         "board shell, bitstream (open flow) or estimate, bundle"),
+    Step("shellsim", shellsim.run, ("rtl", "firmware"), ("import", "rtl"),
+         "the board shell simulated over its UART: answers and trigger == reference"),
     Step("rtlsim", rtl.run_sim, ("rtl",), ("import", "rtl"), "RTL simulation, bit-exact with the reference"),
     Step("hls", hls.run, ("hls",), ("import", "check"), "hls4ml project and bit-exact C simulation"),
-    Step("report", compile_report.run, ("firmware",), ("import", "check", "hls", "rtl", "rtlsim", "firmware"),
+    Step("report", compile_report.run, ("firmware",), ("import", "check", "hls", "rtl", "rtlsim", "firmware",
+                                                       "shellsim"),
          "report.json and report.md"),
 ]
 

@@ -1,5 +1,6 @@
-"""Step `firmware`: the board shell around the core, simulated over its UART, then a bitstream (open flow) or a
-labelled resource estimate (AMD boards), written as a self-contained bundle in firmware/<board>/.
+"""Step `firmware`: the board shell around the core, then a bitstream (open flow) or a labelled resource
+estimate (AMD boards), written as a self-contained bundle in firmware/<board>/. The shell's simulation over its
+UART is the `shellsim` step, which runs beside this one.
 
 The bundle is assembled in a staging folder and swapped in whole, so an interrupted or failed build leaves
 the previous bundle as it was.
@@ -19,18 +20,10 @@ from insitu.firmware.fit import check_fit_from_log, use_dsp
 from insitu.pipeline import StepResult
 from insitu.rtl import shell
 from insitu.rundir import RunDir, atomic_replace_dir, atomic_write_json, sha256_file
-from insitu.sim.rtl import pick_simulator
-from insitu.sim.shell_sim import simulate_shell
-from insitu.sim.vectors import load_vectors
+from insitu.steps.shellsim import shell_spec
 
 TOP = "insitu_shell"
 OPEN_FAMILIES = {"open-ecp5": "ecp5", "open-ice40": "ice40"}
-
-
-def _shell_spec(cfg: RunConfig, design: dict, board) -> shell.ShellSpec:
-    return shell.ShellSpec(design["lanes"], design["pixel_bits"], design["height"] * design["width"],
-                           design["n_classes"], design["score_type"]["width"], len(board.pins.leds) or 1,
-                           board.clock_mhz, cfg.firmware.baud, cfg.firmware.trigger_class, cfg.firmware.trigger_us)
 
 
 def _amd(cfg: RunConfig, board, design: dict, verilog: list, staging) -> tuple[dict, dict, dict]:
@@ -77,7 +70,7 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
         clkgen, clock = shell.clkgen_ecp5(board.clock_mhz, cfg.firmware.clock_mhz)
     else:
         clkgen, clock = shell.clkgen_passthrough(), board.clock_mhz
-    spec = _shell_spec(cfg, design, board)
+    spec = shell_spec(cfg, design, board)
     (staging / "verilog" / "insitu_shell.v").write_text(shell.generate(spec))
     (staging / "verilog" / "insitu_clkgen.v").write_text(clkgen)
     verilog = sorted((staging / "verilog").glob("*.v"))
@@ -85,16 +78,6 @@ def run(cfg: RunConfig, run: RunDir) -> StepResult:
                 "answer_bytes": 1 + spec.n_classes * spec.score_bytes, "score_bytes": spec.score_bytes}
     summary: dict = {"board": board.name, "device": board.device, "flow": board.flow, "clock_mhz": round(clock, 4),
                      "uart_baud": spec.baud, "protocol": protocol}
-    # the whole shell in simulation: UART bytes in, answer and trigger out (a fast baud, same logic)
-    if cfg.firmware.shell_sim_images:
-        fast = shell.ShellSpec(**{**spec.__dict__, "baud": max(1, round(board.clock_mhz * 1e6 / 5))})
-        vec = load_vectors(vec_path)
-        n = min(cfg.firmware.shell_sim_images, len(vec.images))
-        sim = simulate_shell(core_files, fast, vec_path, vec.expected, n, staging / "shell_sim",
-                             pick_simulator(cfg.rtl.simulator), cfg.rtl.timeout_s, core_mhz=clock)
-        summary["shell_sim"] = sim.to_dict()
-        shutil.rmtree(staging / "shell_sim", ignore_errors=True)
-        shutil.rmtree(staging / "shell_sim_src", ignore_errors=True)
     tools: dict = {}
     dsp, dsp_why = use_dsp(cfg.firmware.dsp, design.get("multipliers", 0), board.device)
     summary["dsp_mapping"] = {"dsp": dsp, "why": dsp_why}
