@@ -62,7 +62,9 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, float]:
     student = {**json.loads(run.path("student", "metrics.json").read_text()),
                **json.loads(run.path("ablation", "metrics.json").read_text())}
     out = {"teacher": teacher["accuracy"], **{k: student[k]["accuracy"] for k, _ in ROWS[1:]}}
+    stages = run.manifest()["stages"]
     out["seconds"] = time.monotonic() - t0
+    out["stage_seconds"] = sum(stages[n]["seconds"] for n in ("data", "teacher", "distill", "ablation") if n in stages)
     out["mode"] = student["mode"]
     return out
 
@@ -140,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(f"distillation mode: {results[args.seeds[0]]['mode']}; targets: KD student within 1 point of "
                   "the teacher, KD at least 2 points above no-KD. Wall time per seed: "
-                  + ", ".join(f"{results[s]['seconds']:.0f} s" for s in args.seeds))
+                  + ", ".join(f"{results[s]['seconds']:.0f} s" for s in args.seeds)
+                  + "; stage seconds (data, teacher, distill, ablation, as recorded in each run's manifest): "
+                  + ", ".join(f"{results[s]['stage_seconds']:.0f} s" for s in args.seeds))
     return 0
 
 
