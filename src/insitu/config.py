@@ -66,6 +66,11 @@ class StudentConfig(_Strict):
     pointwise_weight_bits: int | None = Field(
         None, ge=2, le=8, description="weight bits of the 1x1 (pointwise) convolutions of a separable student, the "
                                       "largest part of its core; None: weight_bits")
+    weight_scale: Literal["tensor", "channel"] = Field(
+        "channel", description="power-of-two weight scale per output channel (channel) or per layer (tensor). Per "
+                               "channel, a layer's weights share the finest scale in hardware (a shift, free in "
+                               "the constant multipliers): QAT kept the float student's accuracy (92.45% from "
+                               "92.50, seed 0) where per tensor lost 0.7 points")
     act_bits: int = Field(6, ge=2, le=8)
     act_rounding: Literal["half_even", "half_up"] = Field(
         "half_even", description="rounding of the activation quantizers in training and in every backend: half_even "

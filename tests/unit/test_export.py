@@ -26,7 +26,8 @@ def test_reference_equals_brevitas(bits, calibrated):
 
 
 def test_ir_types_follow_the_quantizers(calibrated):
-    qm = export_quantmodel(calibrated(StudentConfig(arch="plain", channels=[4, 4], weight_bits=5, act_bits=4)), 20,
+    qm = export_quantmodel(calibrated(StudentConfig(arch="plain", channels=[4, 4], weight_bits=5, act_bits=4,
+                                                           weight_scale="tensor")), 20,
                            list("abc"))
     kinds = [l.kind for l in qm.layers]
     assert kinds == ["input", "conv2d", "requant", "maxpool2d", "conv2d", "requant", "maxpool2d", "flatten", "dense"]
@@ -35,13 +36,36 @@ def test_ir_types_follow_the_quantizers(calibrated):
     assert qm.layers[2].out_type.width == 4 and qm.layers[2].out_type.rounding == "RND_CONV"
 
 
-def test_pointwise_weight_bits(calibrated):
-    """The 1x1 convolutions of a separable student at their own width; the reference still equals Brevitas."""
-    m = calibrated(StudentConfig(channels=[4, 6, 8], weight_bits=6, pointwise_weight_bits=3, act_bits=5), size=24)
+def _channel_codes(weight: np.ndarray) -> list[np.ndarray]:
+    """Each output channel's integers with the common power of two divided out: its codes at its own scale."""
+    out = []
+    for w in weight.reshape(weight.shape[0], -1):
+        shift = 0
+        while np.any(w) and np.all(w % (2 << shift) == 0):
+            shift += 1
+        out.append(w >> shift)
+    return out
+
+
+@pytest.mark.parametrize("scale", ["tensor", "channel"])
+def test_pointwise_weight_bits(calibrated, scale):
+    """The 1x1 convolutions of a separable student at their own width; the reference still equals Brevitas.
+    Per channel, every channel's codes keep the quantizer's width; the layer's integers share the finest scale."""
+    m = calibrated(StudentConfig(channels=[4, 6, 8], weight_bits=6, pointwise_weight_bits=3, act_bits=5,
+                                 weight_scale=scale), size=24)
     qm = export_quantmodel(m, 24, list("abc"))
-    widths = {tuple(l.weight.shape[2:]): l.weight_type.width for l in qm.layers if l.kind == "conv2d"}
-    assert widths == {(3, 3): 6, (1, 1): 3}
-    assert max(np.abs(l.weight).max() for l in qm.layers if l.kind == "conv2d" and l.weight.shape[2:] == (1, 1)) <= 3
+    convs = [l for l in qm.layers if l.kind == "conv2d"]
+    if scale == "tensor":
+        widths = {tuple(l.weight.shape[2:]): l.weight_type.width for l in convs}
+        assert widths == {(3, 3): 6, (1, 1): 3}
+        assert max(np.abs(l.weight).max() for l in convs if l.weight.shape[2:] == (1, 1)) <= 3
+    else:
+        for layer in convs:
+            bits = 3 if layer.weight.shape[2:] == (1, 1) else 6
+            codes = _channel_codes(layer.weight)
+            assert max(np.abs(c).max() for c in codes) <= 2 ** (bits - 1) - 1
+            assert layer.weight_type.width >= bits and np.abs(layer.weight).max() <= 2 ** (layer.weight_type.width - 1)
+        assert any(l.weight_type.width > (3 if l.weight.shape[2:] == (1, 1) else 6) for l in convs)
     images = np.random.default_rng(1).integers(0, 256, (100, 24, 24), dtype=np.uint8)
     assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}
 

@@ -1,7 +1,8 @@
 """Brevitas modules built from the IR's layer kinds export to the IR, and the reference equals Brevitas' own
 forward pass bit for bit: 1-D convolutions (padding, stride, depthwise), padded and strided 2-D convolutions,
 overlapping max pooling, 1-D max pooling, global max pooling, average and global average pooling completed by their quantizer,
-identity requantisation to signed types, at 2-, 4-, 6- and 8-bit weights with signed and unsigned inputs."""
+identity requantisation to signed types, at 2-, 4-, 6- and 8-bit weights with signed and unsigned inputs, with
+power-of-two weight scales per tensor and per output channel."""
 
 from collections import OrderedDict
 
@@ -35,8 +36,15 @@ def signed_act(bits: int) -> type:
     return type(f"Int{bits}Act", (Int8ActPerTensorFixedPoint,), {"bit_width": bits})
 
 
+PER_CHANNEL = {"flag": False}  # set by the test: the weight quantizers of the models below
+
+
+def _wq(bits):
+    return weight_quant(bits, PER_CHANNEL["flag"])
+
+
 def _conv(cls, cin, cout, k, bits, **kw):
-    return cls(cin, cout, k, weight_quant=weight_quant(bits), bias_quant=Int32Bias, return_quant_tensor=True, **kw)
+    return cls(cin, cout, k, weight_quant=_wq(bits), bias_quant=Int32Bias, return_quant_tensor=True, **kw)
 
 
 def _relu(bits):
@@ -58,7 +66,7 @@ def seq_1d(bits, signed):
         ("pool1", nn.MaxPool1d(2)),
         ("avg1", nn.AvgPool1d(2)), ("q1", _ident(bits + 2)),
         ("gmp", nn.AdaptiveMaxPool1d(1)), ("flat", nn.Flatten()),  # global max pooling
-        ("fc", qnn.QuantLinear(4, 5, bias=True, weight_quant=weight_quant(bits), bias_quant=Int32Bias,
+        ("fc", qnn.QuantLinear(4, 5, bias=True, weight_quant=_wq(bits), bias_quant=Int32Bias,
                                return_quant_tensor=True)),
     ])
 
@@ -73,7 +81,7 @@ def image_gap(bits, signed):
         ("id1", _ident(bits)),
         ("avg1", nn.AvgPool2d(3, stride=1)), ("q1", _ident(bits + 1)),  # overlapping averages of 9 values
         ("gap", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("q2", _relu(bits + 2)),  # GAP, ReLU after
-        ("fc", qnn.QuantLinear(4, 3, bias=True, weight_quant=weight_quant(bits), bias_quant=Int32Bias,
+        ("fc", qnn.QuantLinear(4, 3, bias=True, weight_quant=_wq(bits), bias_quant=Int32Bias,
                                return_quant_tensor=True)),
     ])
 
@@ -92,11 +100,18 @@ def _calibrate(model: nn.Sequential, x: torch.Tensor) -> nn.Sequential:
 
 
 @pytest.mark.parametrize("make", [seq_1d, image_gap])
-@pytest.mark.parametrize("bits,signed", [(2, False), (4, True), (6, False), (8, True)])
-def test_brevitas_layers_export_bit_exact(make, bits, signed):
+@pytest.mark.parametrize("bits,signed,per_channel", [(2, False, False), (4, True, False), (6, False, False),
+                                                     (8, True, False), (4, False, True), (6, True, True),
+                                                     (8, False, True)])
+def test_brevitas_layers_export_bit_exact(make, bits, signed, per_channel, monkeypatch):
+    monkeypatch.setitem(PER_CHANNEL, "flag", per_channel)
     shape, mods = make(bits, signed)
     torch.manual_seed(bits)
     model = nn.Sequential(mods)
+    with torch.no_grad():  # per channel: one channel of each weighted layer 2x larger, on its own scale
+        for m in model.modules():
+            if per_channel and isinstance(m, (qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear)):
+                m.weight[0] *= 2
     rng = np.random.default_rng(bits)
     lo, hi = (-128, 127) if signed else (0, 255)
     codes = rng.integers(lo, hi + 1, (300, *shape))
@@ -113,6 +128,12 @@ def test_brevitas_layers_export_bit_exact(make, bits, signed):
         assert kinds == ["input", "conv2d", "requant", "maxpool2d", "conv2d", "requant", "avgpool2d",
                          "globalavgpool", "dense"]
         assert qm.layers[3].stride == 1 and qm.layers[6].stride == 1 and not qm.layers[7].out_type.signed
+    weighted = [layer for layer in qm.layers if hasattr(layer, "weight_type")]
+    widths = [layer.weight_type.width for layer in weighted]
+    if per_channel:  # channels on different scales: the finest shared, the others shifted (a wider type)
+        assert any(wd > bits for wd in widths), widths
+    else:
+        assert widths == [bits] * len(weighted)
     ref = reference.run(qm, codes)
     assert len(np.unique(ref)) > 3
     r = verify_against_brevitas(qm, model, codes, ref)

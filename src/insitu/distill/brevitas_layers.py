@@ -26,17 +26,32 @@ from insitu.ir.layers import (AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, Flatt
                               Layer, MaxPool1D, MaxPool2D, Requant)
 
 
+def pow2_fracs(scale: torch.Tensor, where: str) -> np.ndarray:
+    """The fractional bits of each power-of-two scale (one per tensor, or one per channel)."""
+    out = []
+    for v in scale.detach().reshape(-1).tolist():
+        e = math.log2(v) if v > 0 else float("nan")
+        if not math.isfinite(e) or e != round(e):
+            raise ExportError(f"{where}: scale {v!r} is not a power of two, so no fixed-point type represents it",
+                              "use Brevitas FixedPoint quantizers (power-of-two scales)")
+        out.append(-int(round(e)))
+    return np.asarray(out, np.int64)
+
+
 def pow2_frac(scale: torch.Tensor, where: str) -> int:
-    s = scale.detach().reshape(-1)
-    if s.numel() != 1:
-        raise ExportError(f"{where}: per-channel scales ({s.numel()}) are not supported yet",
-                          "use per-tensor quantizers (the *PerTensorFixedPoint ones)")
-    v = float(s[0])
-    e = math.log2(v) if v > 0 else float("nan")
-    if not math.isfinite(e) or e != round(e):
-        raise ExportError(f"{where}: scale {v!r} is not a power of two, so no fixed-point type represents it",
-                          "use Brevitas FixedPoint quantizers (power-of-two scales)")
-    return -int(round(e))
+    f = pow2_fracs(scale, where)
+    if f.size != 1:
+        raise ExportError(f"{where}: per-channel activation scales ({f.size}) are not supported",
+                          "use per-tensor activation quantizers (the *PerTensorFixedPoint ones)")
+    return int(f[0])
+
+
+def _channel_shifts(fr: np.ndarray, n_out: int, where: str) -> np.ndarray:
+    """Per-output-channel left shifts onto the finest of the scales `fr` (one per tensor or one per channel)."""
+    if fr.size not in (1, n_out):
+        raise ExportError(f"{where}: {fr.size} scales for {n_out} output channels",
+                          "scale weights per tensor or per output channel")
+    return np.broadcast_to(fr.max() - fr, (n_out,))
 
 
 def quant(t: object, where: str):
@@ -86,17 +101,23 @@ def _weighted(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> Non
                               f"padding_mode={m.padding_mode!r}, dilation={m.dilation}, groups={m.groups})",
                               "give padding as numbers; use groups=1 or groups=in_channels")
     qw = m.quant_weight()
-    wfrac = pow2_frac(qw.scale, f"{name}.weight")
     weight = qw.int().numpy().astype(np.int64)
+    # per-channel scales: every channel on the finest scale, its integers shifted left (exact; a shift is free in
+    # the constant multipliers); per tensor: shifts of 0
+    wfr = pow2_fracs(qw.scale, f"{name}.weight")
+    shifts = _channel_shifts(wfr, weight.shape[0], f"{name}.weight")
+    wfrac = int(wfr.max())
+    weight = weight << shifts.reshape(-1, *([1] * (weight.ndim - 1)))
     frac = w.cur.frac + wfrac
     if m.bias is None:
         bias = np.zeros(weight.shape[0], np.int64)
     else:
         qb = m.bias_quant(m.bias, qi, qw)
-        if pow2_frac(qb.scale, f"{name}.bias") != frac:
+        bfr = pow2_fracs(qb.scale, f"{name}.bias")
+        if not np.array_equal(np.broadcast_to(bfr + shifts, shifts.shape), np.full(shifts.shape, frac)):
             raise ExportError(f"{name}: bias scale is not input scale x weight scale", "use Int32Bias")
-        bias = qb.int().numpy().astype(np.int64)
-    wt = FixedType(True, int(qw.bit_width), wfrac)
+        bias = qb.int().numpy().astype(np.int64).reshape(-1) << shifts
+    wt = FixedType(True, int(qw.bit_width) + int(shifts.max()), wfrac)
     acc = exact_acc(weight, bias, w.cur, frac)
     if isinstance(m, qnn.QuantConv2d):
         ph, pw = m.padding

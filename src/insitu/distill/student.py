@@ -4,7 +4,8 @@ Both share module names (inp, conv0, relu0, pool0, ..., flatten, fc) so a float 
 into the quantized one for QAT fine-tuning. Quantizers use power-of-two scales (Brevitas FixedPoint
 quantizers) so that every tensor is a fixed-point number and hls4ml / RTL can reproduce it bit for bit:
 - input: 8-bit unsigned, scale 2^-8 (pixel/256: exactly the uint8 image)
-- weights: `weight_bits` signed, narrow range, per-tensor power-of-two scale
+- weights: `weight_bits` signed, narrow range, a power-of-two scale per output channel (`weight_scale`; the
+  export gives a layer's weights the finest one, the others shifted left) or per tensor
 - biases: integers at the accumulator scale (input scale * weight scale), 32 bits
 - ReLU outputs: `act_bits` unsigned, per-tensor power-of-two scale learned from statistics, rounded half to
   even (Brevitas' default) or half up (`act_rounding`, FINN's thresholds)
@@ -19,6 +20,7 @@ from collections import OrderedDict
 import brevitas.nn as qnn
 from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint
+from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint
 import torch
 from torch import nn
 
@@ -34,7 +36,10 @@ class InputQuant(Uint8ActPerTensorFixedPoint):
     max_val = 255 / 256
 
 
-def weight_quant(bits: int) -> type:
+def weight_quant(bits: int, per_channel: bool = False) -> type:
+    """Signed narrow-range `bits`-bit weights with a power-of-two scale per tensor, or per output channel."""
+    if per_channel:
+        return type(f"Int{bits}WeightPerChannelFixedPoint", (Int8WeightPerChannelFixedPoint,), {"bit_width": bits})
     return type(f"Int{bits}WeightFixedPoint", (Int8WeightPerTensorFixedPoint,), {"bit_width": bits})
 
 
@@ -87,8 +92,9 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
     depthwise KxK and a pointwise 1x1 convolution; `cfg.head` gap: global average pooling before the dense layer."""
     c, h, w = feature_shape(cfg, image_size)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    wq, aq = weight_quant(cfg.weight_bits), act_quant(cfg.act_bits, cfg.act_rounding)
-    pwq = weight_quant(cfg.pointwise_weight_bits) if cfg.pointwise_weight_bits else wq
+    per_channel = cfg.weight_scale == "channel"
+    wq, aq = weight_quant(cfg.weight_bits, per_channel), act_quant(cfg.act_bits, cfg.act_rounding)
+    pwq = weight_quant(cfg.pointwise_weight_bits, per_channel) if cfg.pointwise_weight_bits else wq
 
     def conv(cin: int, cout: int, k: int, groups: int = 1, quant=wq) -> nn.Module:
         if quantized:

@@ -78,6 +78,8 @@ def build_report(run: RunDir) -> dict[str, Any]:
         "teacher": {"params": teacher["params"], "accuracy": teacher["accuracy"],
                     "accuracy_tta": teacher["accuracy_tta"], "confusion": teacher["confusion"]},
         "student": {"params": student["params"], "weight_bits": cfg["student"]["weight_bits"],
+                    "pointwise_weight_bits": cfg["student"].get("pointwise_weight_bits"),
+                    "weight_scale": cfg["student"].get("weight_scale", "tensor"),
                     "act_bits": cfg["student"]["act_bits"], "accuracy": student["kd"]["accuracy"],
                     "accuracy_float": student["kd_float"]["accuracy"], "distill_mode": student["mode"],
                     "distill_mode_reason": student.get("mode_reason"),

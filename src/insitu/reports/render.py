@@ -8,6 +8,14 @@ from typing import Any
 import numpy as np
 
 
+def _bits_label(s: dict) -> str:
+    """'6-bit weights (4-bit pointwise), scaled per channel / 6-bit activations'."""
+    pw = s.get("pointwise_weight_bits")
+    pw = f" ({pw}-bit pointwise)" if pw and pw != s["weight_bits"] else ""
+    scale = ", scaled per channel" if s.get("weight_scale") == "channel" else ""
+    return f"{s['weight_bits']}-bit weights{pw}{scale} / {s['act_bits']}-bit activations"
+
+
 def confusion_plot(report: dict[str, Any], path: Path) -> Path:
     import matplotlib
 
@@ -79,7 +87,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
         "|---|---:|---:|",
         f"| teacher (ResNet-style, float) | {t['params']:,} | {pct(t['accuracy'])} |",
         f"| student, distilled, float | {s['params']:,} | {pct(s['accuracy_float'])} |",
-        f"| **student, distilled, {s['weight_bits']}-bit weights / {s['act_bits']}-bit activations (QAT)** | "
+        f"| **student, distilled, {_bits_label(s)} (QAT)** | "
         f"{s['params']:,} | **{pct(s['accuracy'])}** |",
         *([f"| student without the teacher, float | {s['params']:,} | {pct(n['accuracy_float'])} |",
            f"| student without the teacher, QAT | {s['params']:,} | {pct(n['accuracy'])} |"] if n else []),
