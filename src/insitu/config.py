@@ -94,7 +94,8 @@ class DistillConfig(_Strict):
                                                       "seed 0, against 1.0 for float only)")
     temperature: float = Field(2.0, gt=0, le=50)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the KL term against the hard-label CE")
-    float_epochs: int = Field(32, ge=0, le=1000, description="float pre-training epochs (the float student)")
+    float_epochs: int = Field(64, ge=0, le=1000, description="float pre-training epochs (the float student); 64: "
+                              "93.0 and 92.9% after per-channel QAT (seeds 0, 1) against 92.45 and 91.95 at 32")
     qat_epochs: int = Field(10, ge=1, le=1000, description="quantization-aware fine-tuning epochs")
     batch_size: int = Field(128, ge=1, le=8192)
     lr: float = Field(1e-2, gt=0, le=1.0, description="float pre-training learning rate")
