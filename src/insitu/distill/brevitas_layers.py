@@ -102,8 +102,8 @@ def _weighted(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> Non
                               "give padding as numbers; use groups=1 or groups=in_channels")
     qw = m.quant_weight()
     weight = qw.int().numpy().astype(np.int64)
-    # per-channel scales: every channel on the finest scale, its integers shifted left (exact; a shift is free in
-    # the constant multipliers); per tensor: shifts of 0
+    # per-channel scales: every channel on the finest scale, its integers shifted left (exact; the products keep
+    # their nonzero digits, the layer's outputs get the finest fraction); per tensor: shifts of 0
     wfr = pow2_fracs(qw.scale, f"{name}.weight")
     shifts = _channel_shifts(wfr, weight.shape[0], f"{name}.weight")
     wfrac = int(wfr.max())
@@ -114,7 +114,7 @@ def _weighted(w: Walk, name: str, m: nn.Module, inp: object, out: object) -> Non
     else:
         qb = m.bias_quant(m.bias, qi, qw)
         bfr = pow2_fracs(qb.scale, f"{name}.bias")
-        if not np.array_equal(np.broadcast_to(bfr + shifts, shifts.shape), np.full(shifts.shape, frac)):
+        if not np.all(bfr + shifts == frac):
             raise ExportError(f"{name}: bias scale is not input scale x weight scale", "use Int32Bias")
         bias = qb.int().numpy().astype(np.int64).reshape(-1) << shifts
     wt = FixedType(True, int(qw.bit_width) + int(shifts.max()), wfrac)
