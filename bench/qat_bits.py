@@ -5,10 +5,11 @@ can be traded for LUTs and accuracy.
 Every variant starts from the same float student (the run's student/kd_float.pt) and runs the distill step's own
 QAT (same KD loss, soft labels and seed); only the bit widths and, with --epochs / --lr, the QAT schedule differ
 (the run's distill.qat_epochs and distill.qat_lr otherwise), and with --scale the weights' power-of-two scale
-(per tensor or per output channel). Rows are appended to a JSON-lines file and skipped
+(per tensor or per output channel). A third number of --bits sets the pointwise layers' weight bits, a fourth the
+first convolution's. Rows are appended to a JSON-lines file and skipped
 when already there (resumable).
 
-    python bench/qat_bits.py --runs runs/A runs/B [--bits 6,6 4,6 5,6] [--epochs 10 20] [--lr 1e-3]
+    python bench/qat_bits.py --runs runs/A runs/B [--bits 6,6 4,6 5,6 6,6,4,4] [--epochs 10 20] [--lr 1e-3]
         [--scale tensor channel] [--lanes 4] [--threads 1] [--no-cost] [--out F]
 """
 
@@ -24,7 +25,8 @@ from pathlib import Path
 
 
 def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int, pwbits: int | None = None,
-        epochs: int | None = None, lr: float | None = None, cost: bool = True, scale: str = "tensor") -> dict:
+        epochs: int | None = None, lr: float | None = None, cost: bool = True, scale: str = "tensor",
+        first_bits: int | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -59,7 +61,7 @@ def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int, pwbits:
 
     float_model = load_student(run, cfg, "kd_float")
     scfg = cfg.student.model_copy(update={"weight_bits": wbits, "act_bits": abits, "pointwise_weight_bits": pwbits,
-                                          "weight_scale": scale})
+                                          "first_weight_bits": first_bits, "weight_scale": scale})
     torch.manual_seed(cfg.seed)
     q = build_student(scfg, len(data.class_names), data.image_size, quantized=True)
     load_float_into_quant(float_model, q)
@@ -69,7 +71,8 @@ def one(run_dir: Path, wbits: int, abits: int, threads: int, lanes: int, pwbits:
     seconds = time.monotonic() - t0
     cpu = torch.device("cpu")
     row = {"run": str(run_dir), "seed": cfg.seed, "channels": cfg.student.channels, "weight_bits": wbits,
-           "act_bits": abits, "pointwise_weight_bits": pwbits, "weight_scale": scale, "qat_epochs": epochs,
+           "act_bits": abits, "pointwise_weight_bits": pwbits, "first_weight_bits": first_bits,
+           "weight_scale": scale, "qat_epochs": epochs,
            "qat_lr": lr,
            "float_accuracy": accuracy(predict_logits(float_model, data.test_x, cpu), data.test_y),
            "qat_accuracy": accuracy(predict_logits(q.eval(), data.test_x, cpu), data.test_y),
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", type=Path, required=True)
     ap.add_argument("--bits", nargs="+", default=["6,6", "4,6", "5,6"],
-                    help="weight,activation pairs; weight,activation,pointwise-weight triples set the 1x1 layers apart")
+                    help="weight,activation pairs; a third number sets the 1x1 (pointwise) layers' weights apart, a "
+                         "fourth the first convolution's (0: weight_bits)")
     ap.add_argument("--epochs", nargs="+", type=int, default=[None], help="QAT epochs (default: the run's)")
     ap.add_argument("--lr", nargs="+", type=float, default=[None], help="QAT learning rate (default: the run's)")
     ap.add_argument("--scale", nargs="+", choices=["tensor", "channel"], default=["tensor"],
@@ -106,23 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     def key(r: dict) -> tuple:  # rows of older versions carry no schedule: theirs was the run's own
         s = schedule(r["run"]) if "qat_epochs" not in r else r
         return (r["weight_bits"], r["act_bits"], r.get("pointwise_weight_bits"), s["qat_epochs"], s["qat_lr"],
-                r.get("weight_scale", "tensor"))  # rows of older versions: per tensor
+                r.get("weight_scale", "tensor"), r.get("first_weight_bits"))  # older rows: per tensor, no first
 
     def parse(bits: str) -> tuple:
         v = [int(b) for b in bits.split(",")]
-        return v[0], v[1], (v[2] if len(v) > 2 else None)
+        return v[0], v[1], (v[2] if len(v) > 2 and v[2] else None), (v[3] if len(v) > 3 and v[3] else None)
 
     variants = [(*parse(bits), e, lr, sc) for bits in args.bits for e in args.epochs for lr in args.lr
                 for sc in args.scale]
     rows_of: dict[tuple, list[dict]] = {}
-    for w, a, pw, e, lr, sc in variants:
+    for w, a, pw, fb, e, lr, sc in variants:
         for run in args.runs:
             cfg = schedule(run)
-            k = (w, a, pw, cfg["qat_epochs"] if e is None else e, cfg["qat_lr"] if lr is None else lr, sc)
+            k = (w, a, pw, cfg["qat_epochs"] if e is None else e, cfg["qat_lr"] if lr is None else lr, sc, fb)
             row = next((r for r in done if r["run"] == str(run) and key(r) == k and (args.no_cost or "lut" in r)),
                        None)
             if row is None:
-                row = one(run, w, a, args.threads, args.lanes, pw, e, lr, not args.no_cost, sc)
+                row = one(run, w, a, args.threads, args.lanes, pw, e, lr, not args.no_cost, sc, fb)
                 done.append(row)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 with open(args.out, "a") as fh:
@@ -132,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n| bits (w, a) | weight scale | QAT epochs | QAT lr | float → QAT drop, mean | QAT accuracy, mean ± std (per run) | "
           f"LUT ({args.lanes} lanes, Yosys) | FF | DSP |")
     print("|---|---|---:|---:|---:|---|---:|---:|---:|")
-    for (w, a, pw, e, lr, sc), rows in rows_of.items():
+    for (w, a, pw, e, lr, sc, fb), rows in rows_of.items():
         acc = [100 * r["qat_accuracy"] for r in rows]
         drop = statistics.mean(100 * (r["float_accuracy"] - r["qat_accuracy"]) for r in rows)
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
         hw = [f"{rows[0][f]:,}" if rows[0].get(f) is not None else "-" for f in ("lut", "ff", "dsp")]
-        print(f"| w{w}a{a}{f' pointwise w{pw}' if pw else ''} | per {sc} | {e} | {lr:g} | {drop:.2f} | {statistics.mean(acc):.2f} ± "
+        own = f"{f' pointwise w{pw}' if pw else ''}{f' first w{fb}' if fb else ''}"
+        print(f"| w{w}a{a}{own} | per {sc} | {e} | {lr:g} | {drop:.2f} | {statistics.mean(acc):.2f} ± "
               f"{sd:.2f} ({', '.join(f'{v:.2f}' for v in acc)}) | {' | '.join(hw)} |")
     return 0
 

@@ -70,6 +70,18 @@ def test_pointwise_weight_bits(calibrated, scale):
     assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}
 
 
+def test_first_weight_bits(calibrated):
+    """The first convolution (repeated on every pixel lane) at its own width, the others at weight_bits."""
+    m = calibrated(StudentConfig(channels=[4, 6, 8], weight_bits=6, first_weight_bits=3, act_bits=5,
+                                 weight_scale="tensor"), size=24)
+    qm = export_quantmodel(m, 24, list("abc"))
+    convs = [l for l in qm.layers if l.kind == "conv2d"]
+    assert [l.weight_type.width for l in convs] == [3] + [6] * (len(convs) - 1)
+    assert np.abs(convs[0].weight).max() <= 3 < max(np.abs(l.weight).max() for l in convs[1:])
+    images = np.random.default_rng(2).integers(0, 256, (100, 24, 24), dtype=np.uint8)
+    assert verify_against_brevitas(qm, m, images) == {"vectors": 100, "bit_exact_vectors": 100}
+
+
 def test_save_load_round_trip(tmp_path, calibrated):
     qm = export_quantmodel(calibrated(StudentConfig(channels=[4, 4])), 20, list("abc"))
     qm.save(tmp_path)

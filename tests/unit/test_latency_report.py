@@ -28,3 +28,14 @@ def test_estimates_are_labelled_and_no_impl_has_no_fmax_figures():
     assert missed["timing_met"] is False and missed["at_fmax"]["mhz"] == 40.0
     none = latency_section(RTL, None, None)
     assert none["first_pixel_to_decision"] is None and none["cycles"]["pixel_in"] == 576
+
+
+def test_student_bits_label_names_the_layers_at_their_own_width():
+    from insitu.reports.render import _bits_label
+
+    base = {"weight_bits": 6, "act_bits": 6}
+    assert _bits_label(base) == "6-bit weights / 6-bit activations"
+    assert _bits_label({**base, "pointwise_weight_bits": 4, "first_weight_bits": 6, "weight_scale": "channel"}) == \
+        "6-bit weights (4-bit pointwise), scaled per channel / 6-bit activations"
+    assert _bits_label({**base, "pointwise_weight_bits": 4, "first_weight_bits": 4}) == \
+        "6-bit weights (4-bit first conv, 4-bit pointwise) / 6-bit activations"

@@ -95,6 +95,7 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
     per_channel = cfg.weight_scale == "channel"
     wq, aq = weight_quant(cfg.weight_bits, per_channel), act_quant(cfg.act_bits, cfg.act_rounding)
     pwq = weight_quant(cfg.pointwise_weight_bits, per_channel) if cfg.pointwise_weight_bits else wq
+    fq = weight_quant(cfg.first_weight_bits, per_channel) if cfg.first_weight_bits else wq
 
     def conv(cin: int, cout: int, k: int, groups: int = 1, quant=wq) -> nn.Module:
         if quantized:
@@ -118,7 +119,7 @@ def build_student(cfg: StudentConfig, num_classes: int, image_size: int, quantiz
             layers[f"dwrelu{i}"] = relu()
             layers[f"conv{i}"] = conv(cin, cout, 1, quant=pwq)
         else:
-            layers[f"conv{i}"] = conv(cin, cout, cfg.kernel)
+            layers[f"conv{i}"] = conv(cin, cout, cfg.kernel, quant=fq if i == 0 else wq)
         norm(f"bn{i}", cout)
         layers[f"relu{i}"] = relu()
         layers[f"pool{i}"] = nn.MaxPool2d(cfg.pool)

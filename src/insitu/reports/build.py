@@ -79,6 +79,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
                     "accuracy_tta": teacher["accuracy_tta"], "confusion": teacher["confusion"]},
         "student": {"params": student["params"], "weight_bits": cfg["student"]["weight_bits"],
                     "pointwise_weight_bits": cfg["student"].get("pointwise_weight_bits"),
+                    "first_weight_bits": cfg["student"].get("first_weight_bits"),
                     "weight_scale": cfg["student"].get("weight_scale", "tensor"),
                     "act_bits": cfg["student"]["act_bits"], "accuracy": student["kd"]["accuracy"],
                     "accuracy_float": student["kd_float"]["accuracy"], "distill_mode": student["mode"],

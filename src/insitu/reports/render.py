@@ -9,9 +9,10 @@ import numpy as np
 
 
 def _bits_label(s: dict) -> str:
-    """'6-bit weights (4-bit pointwise), scaled per channel / 6-bit activations'."""
-    pw = s.get("pointwise_weight_bits")
-    pw = f" ({pw}-bit pointwise)" if pw and pw != s["weight_bits"] else ""
+    """'6-bit weights (4-bit first conv, 4-bit pointwise), scaled per channel / 6-bit activations'."""
+    parts = (("first_weight_bits", "first conv"), ("pointwise_weight_bits", "pointwise"))
+    own = [f"{s[k]}-bit {name}" for k, name in parts if s.get(k) and s[k] != s["weight_bits"]]
+    pw = f" ({', '.join(own)})" if own else ""
     scale = ", scaled per channel" if s.get("weight_scale") == "channel" else ""
     return f"{s['weight_bits']}-bit weights{pw}{scale} / {s['act_bits']}-bit activations"
 
