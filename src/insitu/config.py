@@ -192,8 +192,9 @@ class RunConfig(_Strict):
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (plus seed/app), used to decide whether a stage can be reused.
-        A section may be dotted (`lidar.segnet`) to depend on a sub-section only."""
-        d = self.model_dump(mode="json")
+        A section may be dotted (`lidar.segnet`) to depend on a sub-section only. Fields at None are left out: a
+        new optional field whose None is the behaviour before it keeps earlier runs' steps reusable."""
+        d = _without_none(self.model_dump(mode="json"))
         payload = {}
         for k in ("app", "seed", *sections):
             node = d
@@ -201,6 +202,12 @@ class RunConfig(_Strict):
                 node = node[part]
             payload[k] = node
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _without_none(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_none(v) for k, v in node.items() if v is not None}
+    return [_without_none(v) for v in node] if isinstance(node, list) else node
 
 
 #: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes); `paper` is
