@@ -192,9 +192,16 @@ class RunConfig(_Strict):
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (plus seed/app), used to decide whether a stage can be reused.
-        A section may be dotted (`lidar.segnet`) to depend on a sub-section only. Fields at None are left out: a
-        new optional field whose None is the behaviour before it keeps earlier runs' steps reusable."""
-        d = _without_none(self.model_dump(mode="json"))
+        A section may be dotted (`lidar.segnet`) to depend on a sub-section only. A field of `ADDED_FIELDS` at
+        None is left out, so runs made before it existed keep their steps."""
+        d = self.model_dump(mode="json")
+        for path in ADDED_FIELDS:
+            *parents, leaf = path.split(".")
+            node = d
+            for part in parents:
+                node = node[part]
+            if node.get(leaf, 0) is None:
+                del node[leaf]
         payload = {}
         for k in ("app", "seed", *sections):
             node = d
@@ -204,10 +211,10 @@ class RunConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _without_none(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_none(v) for k, v in node.items() if v is not None}
-    return [_without_none(v) for v in node] if isinstance(node, list) else node
+#: Optional fields added after run directories existed, whose None is the behaviour before them: left out of the
+#: step keys when None (`RunConfig.section_hash`), so adding one does not re-run the steps of earlier runs.
+#: A new field of that kind goes here.
+ADDED_FIELDS: tuple[str, ...] = ("student.first_weight_bits",)
 
 
 #: Named presets: partial dicts laid over the defaults. `tiny` is for tests (well under 2 minutes); `paper` is

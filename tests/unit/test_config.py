@@ -54,17 +54,20 @@ def test_section_hash_tracks_only_its_sections():
     assert a.section_hash("hls") != b.section_hash("hls")
 
 
-def test_section_hash_leaves_out_fields_at_none():
+def test_section_hash_leaves_out_added_fields_at_none():
     """A run made before an optional field existed (its config without the field) keeps its steps' keys."""
     import hashlib
     import json
 
+    from insitu.config import ADDED_FIELDS
+
+    assert "student.first_weight_bits" in ADDED_FIELDS
     cfg = build_config()
     assert cfg.student.first_weight_bits is None
     before = cfg.model_dump(mode="json")
     del before["student"]["first_weight_bits"]
-    payload = {"app": before["app"], "seed": before["seed"],
-               "student": {k: v for k, v in before["student"].items() if v is not None}}
-    assert cfg.section_hash("student") == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    payload = {k: before[k] for k in ("app", "seed", "data", "student")}
+    assert cfg.section_hash("data", "student") == \
+        hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert build_config("default", {"student": {"first_weight_bits": 4}}).section_hash("student") != \
         cfg.section_hash("student")
