@@ -71,3 +71,11 @@ def test_section_hash_leaves_out_added_fields_at_none():
         hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert build_config("default", {"student": {"first_weight_bits": 4}}).section_hash("student") != \
         cfg.section_hash("student")
+
+
+def test_section_hash_ignores_tool_timeouts():
+    """Raising the place-and-route timeout to resume a stopped run keeps the keys of what finished."""
+    a = build_config()
+    b = build_config("default", {"firmware": {"timeout_s": 60}})
+    assert a.section_hash("rtl", "firmware") == b.section_hash("rtl", "firmware")
+    assert build_config("default", {"firmware": {"seed": 2}}).section_hash("firmware") != a.section_hash("firmware")
