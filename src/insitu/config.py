@@ -233,8 +233,9 @@ UNKEYED_FIELDS: tuple[str, ...] = ("firmware.timeout_s",)
 #: the published sorter's student (conv 16, pool, conv 16, pool, dense: 5,682 parameters for 2 classes) trained
 #: with the default recipe (its batch norms fold into the convolutions: the same network in hardware).
 PRESETS: dict[str, dict[str, Any]] = {
-    # 4-bit pointwise weights: 22% fewer LUTs than 6-bit (47.8k against 61.4k placed on the 85F), which is
-    # what lets the core route (in 15 min; the 6-bit one had not after an hour) for 0.73 points (3 seeds)
+    # 4-bit pointwise weights: 22% fewer LUTs than 6-bit (47.8k against 61.4k placed on the 85F, per-tensor
+    # scales), which is what let the core route (the 6-bit one had not after an hour) for 0.73 points (3 seeds);
+    # with per-channel scales (now) it is 63.2k LUT4 and nextpnr took 4,507 s (README)
     "default": {"student": {"pointwise_weight_bits": 4}},
     # the 5 µs sorter: the sweep front's small student (6-bit weights everywhere) at 8 pixel lanes: 4.10 µs
     # first pixel -> decision at the bitstream's clock on the ULX3S-85F (82.14 MHz, 337 cycles, 50.7k LUT) and
