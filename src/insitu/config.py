@@ -239,8 +239,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {"student": {"pointwise_weight_bits": 4}},
     # the 5 µs sorter: the sweep front's small student (6-bit weights everywhere) at 8 pixel lanes: 4.10 µs
     # first pixel -> decision at the bitstream's clock on the ULX3S-85F (82.14 MHz, 337 cycles, 50.7k LUT) and
-    # 91.03 ± 0.71% over 3 seeds with today's defaults (20 QAT epochs), 3.78 points behind the teacher: short of
-    # capacity (docs/distillation.md)
+    # 91.03 ± 0.71% over 3 seeds with today's defaults (20 QAT epochs), 3.78 points behind the teacher, which it
+    # underfits (docs/distillation.md)
     "fast": {"student": {"channels": [8, 16, 32]}, "rtl": {"lanes": 8}},
     "paper": {"student": {"arch": "plain", "head": "flatten", "channels": [16, 16], "kernel": 3, "pool": 2,
                           "weight_bits": 6, "act_bits": 6}},
